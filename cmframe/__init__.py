@@ -1,0 +1,95 @@
+"""cmframe: run and study CM.com Business Messaging campaigns from pandas.
+
+``import cmframe`` registers the ``df.cm`` accessor on pandas DataFrames (and on
+Dask DataFrames when Dask is installed). The data flow, one module per stage::
+
+    recipients --build--> plan --send--> results --merge_status--> campaign --summary/errors/latency-->
+
+Public names are imported lazily so that ``import cmframe`` stays fast and the
+server stack (starlette, uvicorn) is loaded only when a server is started.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from . import accessor as _accessor  # noqa: F401  (registers df.cm)
+from .exceptions import (
+    CMFrameError,
+    DuplicateRecipientError,
+    GatewayError,
+    JournalError,
+    JournalMismatch,
+    MissingColumnError,
+    PlanError,
+    ReportError,
+    RequestRejected,
+    SendError,
+    SpecError,
+    TokenError,
+)
+from .secret import ProductToken
+
+__version__ = "0.1.0"
+
+# name -> module that defines it
+_LAZY: dict[str, str] = {
+    "build": "cmframe.build",
+    "layout": "cmframe.build",
+    "requests": "cmframe.build",
+    "send": "cmframe.send",
+    "read_journal": "cmframe.journal",
+    "RetryPolicy": "cmframe.retry",
+    "read_status_reports": "cmframe.reports",
+    "merge_status": "cmframe.reports",
+    "fetch_transactions": "cmframe.reports",
+    "serve_receiver": "cmframe.receiver",
+    "serve_gateway": "cmframe.gateway",
+    "GatewayConfig": "cmframe.gateway",
+    "summary": "cmframe.analysis",
+    "errors": "cmframe.analysis",
+    "latency": "cmframe.analysis",
+}
+
+__all__ = [
+    "__version__",
+    "CMFrameError",
+    "DuplicateRecipientError",
+    "GatewayError",
+    "JournalError",
+    "JournalMismatch",
+    "MissingColumnError",
+    "PlanError",
+    "ProductToken",
+    "ReportError",
+    "RequestRejected",
+    "SendError",
+    "SpecError",
+    "TokenError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cmframe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .analysis import errors, latency, summary
+    from .build import build, layout, requests
+    from .gateway import GatewayConfig, serve_gateway
+    from .journal import read_journal
+    from .receiver import serve_receiver
+    from .reports import fetch_transactions, merge_status, read_status_reports
+    from .retry import RetryPolicy
+    from .send import send
