@@ -12,7 +12,7 @@ server stack (starlette, uvicorn) is loaded only when a server is started.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import accessor as _accessor  # noqa: F401  (registers df.cm)
 from .exceptions import (
@@ -83,13 +83,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .analysis import errors, latency, summary
-    from .build import build, layout, requests
-    from .gateway import GatewayConfig, serve_gateway
-    from .journal import read_journal
-    from .receiver import serve_receiver
-    from .reports import fetch_transactions, merge_status, read_status_reports
-    from .retry import RetryPolicy
-    from .send import send
