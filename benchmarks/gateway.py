@@ -1,0 +1,111 @@
+"""Throughput of the embedded gateway under concurrent load on loopback.
+
+Each server runs in its own process (so the load generator does not share its
+GIL); the load generator keeps ``--concurrency`` requests in flight with an
+``httpx.AsyncClient``. Baseline, measured in the same run: a bare uvicorn ASGI
+endpoint that reads the same request bodies and answers a fixed JSON, i.e. the
+ceiling of the server stack itself on this machine.
+
+    python benchmarks/gateway.py [--seconds 5] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+TOKEN = "00000000-0000-0000-0000-000000000000"
+
+
+def body(n_msg: int, start: int) -> bytes:
+    msgs = [{"from": "Bench", "to": [{"number": f"00316{start + i:08d}"}], "body": {"content": f"Hello {i}, spring sale!"},
+             "reference": "bench"} for i in range(n_msg)]
+    return orjson.dumps({"messages": {"msg": msgs}})
+
+
+async def _echo(scope, receive, send) -> None:
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    payload = b'{"details":"Created 1 message(s)","errorCode":0,"messages":[]}'
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _serve(kind: str, queue, ledger: str) -> None:
+    from cmframe.gateway import GatewayConfig
+    from cmframe.gateway.server import RunningGateway, ServerThread
+
+    if kind == "baseline":
+        server = ServerThread(_echo).start()
+    else:
+        server = RunningGateway(GatewayConfig(tokens=[TOKEN], ledger=ledger)).start()
+    queue.put(server.url)
+    queue.get()  # block until told to stop
+    server.stop()
+
+
+async def _load(url: str, bodies: list[bytes], seconds: float, concurrency: int) -> tuple[int, float]:
+    done = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60, headers={"X-CM-PRODUCTTOKEN": TOKEN}) as client:
+        async def worker(w: int) -> None:
+            nonlocal done
+            i = w
+            while time.perf_counter() < deadline:
+                r = await client.post(url, content=bodies[i % len(bodies)])
+                if r.status_code != 200:
+                    raise RuntimeError(f"unexpected answer {r.status_code}: {r.text[:200]}")
+                done += 1
+                i += concurrency
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        return done, time.perf_counter() - t0
+
+
+def measure(kind: str, n_msg: int, seconds: float, concurrency: int, tmp: Path) -> float:
+    """Requests per second of one server kind with ``n_msg`` messages per request."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_serve, args=(kind, queue, str(tmp / f"{kind}-{n_msg}.sqlite")), daemon=True)
+    proc.start()
+    try:
+        url = queue.get(timeout=60) + "/v1.0/message"
+        bodies = [body(n_msg, k * n_msg) for k in range(16)]
+        asyncio.run(_load(url, bodies, min(1.0, seconds), concurrency))  # warm-up
+        n, elapsed = asyncio.run(_load(url, bodies, seconds, concurrency))
+    finally:
+        queue.put("stop")
+        proc.join(timeout=30)
+    return n / elapsed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--concurrency", type=int, default=8)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        print(f"concurrency {args.concurrency}, {args.seconds:g} s per measurement")
+        for n_msg in (1, 100, 1000):
+            base = measure("baseline", n_msg, args.seconds, args.concurrency, tmp)
+            gw = measure("gateway", n_msg, args.seconds, args.concurrency, tmp)
+            print(f"{n_msg:>5} msg/request: gateway {gw * n_msg:>9,.0f} accepted msg/s ({gw:,.1f} req/s); "
+                  f"baseline echo {base:,.1f} req/s; gateway/baseline = {gw / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()

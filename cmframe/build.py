@@ -1,0 +1,914 @@
+"""Recipient frames become validated plans, and plans become CM request bodies.
+
+:func:`build` turns a recipient frame and a message specification into a
+*plan*: the caller's rows and columns plus the normalised message fields of
+``schema.PLAN_COLUMNS``. Every field is a constant, a template over columns
+(``body="Hi {first_name}"``) or a Series aligned on the index. Rows the gateway
+would reject keep their place with an ``error_code`` (301-305) and an ``error``
+naming the field; all failing rows are reported at once and good rows still go.
+
+:func:`layout`, :func:`request_bodies` and :func:`requests` lay the valid rows
+out in requests of at most ``chunk_size`` messages. Bodies are assembled from
+JSON fragments built per column (and per distinct value where that is cheaper),
+so serialising a million rows is a handful of Arrow kernels, not a million
+``json.dumps`` calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import fragments, numbers, rich, templates
+from .encode import estimate
+from .exceptions import DuplicateRecipientError, PlanError, SpecError
+from .schema import LAYOUT_COLUMNS, PLAN_COLUMNS
+from .secret import ProductToken
+from .validity import ValidityError, parse_validity
+
+__all__ = [
+    "build",
+    "layout",
+    "request_bodies",
+    "requests",
+    "CHANNELS",
+    "BODY_TYPES",
+    "MAX_MSG_PER_REQUEST",
+]
+
+#: Channels of the spec's ``allowedChannels`` (canonical spelling; matched case-insensitively).
+CHANNELS: tuple[str, ...] = (
+    "SMS",
+    "WhatsApp",
+    "Push",
+    "RCS",
+    "Viber",
+    "Apple Messages for Business",
+    "Twitter",
+    "Facebook Messenger",
+    "Google Business Messages",
+    "Instagram",
+)
+_CHANNELS = {c.lower(): c for c in CHANNELS}
+BODY_TYPES: tuple[str, ...] = ("auto", "text", "binary")
+#: The gateway takes at most this many ``msg`` objects per request.
+MAX_MSG_PER_REQUEST = 1000
+
+_REFERENCE_MAX = 32
+_GROUPING_MAX = 100
+_SENDER_DIGITS_MAX = 16
+_SENDER_TEXT_MAX = 11
+_NULL = pa.scalar(None, pa.string())
+
+# Plan columns that make up a message's content (everything but the number),
+# in the order their JSON keys are written.
+_CONTENT = (
+    "sender",
+    "body_type",
+    "body",
+    "channels",
+    "reference",
+    "custom_grouping",
+    "custom_grouping2",
+    "custom_grouping3",
+    "validity",
+    "min_parts",
+    "max_parts",
+    "dcs",
+    "rich_content",
+)
+_JSON_KEYS = {
+    "sender": "from",
+    "reference": "reference",
+    "custom_grouping": "customGrouping",
+    "custom_grouping2": "customGrouping2",
+    "custom_grouping3": "customGrouping3",
+    "validity": "validity",
+    "min_parts": "minimumNumberOfMessageParts",
+    "max_parts": "maximumNumberOfMessageParts",
+    "dcs": "dcs",
+    "rich_content": "richContent",
+    "channels": "allowedChannels",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _n_array(value: str, n: int) -> pa.Array:
+    return pa.array(np.full(n, value, dtype=object), type=pa.string())
+
+
+def _align(df: pd.DataFrame, value: pd.Series, what: str) -> pd.Series:
+    """A Series lined up on the frame's index (by label, never by position)."""
+    if value.index.equals(df.index):
+        return value
+    if not (value.index.is_unique and df.index.is_unique):
+        raise SpecError(f"{what}: the Series' index does not match the frame's index")
+    missing = df.index.difference(value.index)
+    if len(missing) == len(df) and len(df):
+        raise SpecError(f"{what}: the Series shares no index label with the frame")
+    return value.reindex(df.index)
+
+
+def _is_scalar_na(value: Any) -> bool:
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _strings(df: pd.DataFrame, value: Any, what: str) -> pa.Array | None:
+    """A string field for every row: constant, template or aligned Series."""
+    n = len(df)
+    if value is None:
+        return None
+    if isinstance(value, pd.Series):
+        return templates.to_arrow(_align(df, value, what))
+    if isinstance(value, str):
+        return templates.render(df, value, what=what)
+    if isinstance(value, np.ndarray | pd.api.extensions.ExtensionArray | pd.Index):
+        if len(value) != n:
+            raise SpecError(f"{what}: {len(value)} values for {n} rows")
+        return templates.to_arrow(pd.Series(np.asarray(value, dtype=object)))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(f"{what}: expected a string, a template or a Series, not {type(value).__name__}")
+    return _n_array(templates._text(value), n)
+
+
+def _blank_to_null(arr: pa.Array | None) -> pa.Array | None:
+    """Optional fields: an empty string means absent."""
+    if arr is None:
+        return None
+    empty = pc.fill_null(pc.equal(arr, ""), False)
+    if not pc.any(empty).as_py():
+        return arr
+    return pc.if_else(empty, _NULL, arr)
+
+
+def _distinct(arr: pa.Array) -> tuple[np.ndarray, list]:
+    """``(codes, values)``: one code per row (-1 for null) and the distinct values."""
+    enc = pc.dictionary_encode(arr)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    if enc.indices.null_count:
+        codes = np.where(enc.indices.is_null().to_numpy(zero_copy_only=False), -1, codes)
+    return codes.astype(np.int64), enc.dictionary.to_pylist()
+
+
+def _per_distinct(arr: pa.Array, fn) -> tuple[pa.Array, pa.Array]:
+    """Apply ``fn(value) -> (text or None, error or None)`` once per distinct value."""
+    codes, values = _distinct(arr)
+    out, err = zip(*(fn(v) for v in values), strict=True) if values else ((), ())
+    idx = pa.array(codes, mask=codes < 0)
+    return (
+        pa.array(list(out), type=pa.string()).take(idx),
+        pa.array(list(err), type=pa.string()).take(idx),
+    )
+
+
+def _channels_text(value: Any, what: str = "channels") -> str | None:
+    """Canonical ``"WhatsApp,SMS"`` text; raises ValueError on an unknown channel."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"{what}: {item!r} is not a channel name")
+        name = item.strip()
+        if not name:
+            continue
+        canon = _CHANNELS.get(name.lower())
+        if canon is None:
+            raise ValueError(f"{what}: unknown channel {name!r} (known: {', '.join(CHANNELS)})")
+        out.append(canon)
+    return ",".join(out) if out else None
+
+
+def _channels(df: pd.DataFrame, value: Any) -> tuple[pa.Array | None, pa.Array | None]:
+    n = len(df)
+    if value is None:
+        return None, None
+    if isinstance(value, list | tuple) or (isinstance(value, str) and not templates.is_template(value)):
+        try:
+            text = _channels_text(value)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+        return (_n_array(text, n) if text else None), None
+    if isinstance(value, pd.Series):
+        value = _align(df, value, "channels")
+        # lists are unhashable: join them to text once per row (the Series form only)
+        raw = pa.array(
+            [",".join(map(str, v)) if isinstance(v, list | tuple | np.ndarray) else v for v in value.tolist()],
+            type=pa.string(),
+            from_pandas=True,
+        )
+    elif isinstance(value, str):
+        raw = templates.render(df, value, what="channels")
+    else:
+        raise SpecError(f"channels: expected a list, a string or a Series, not {type(value).__name__}")
+
+    def one(v: str) -> tuple[str | None, str | None]:
+        try:
+            return _channels_text(v), None
+        except ValueError as exc:
+            return None, str(exc)
+
+    return _per_distinct(raw, one)
+
+
+def _body_type(df: pd.DataFrame, value: Any) -> tuple[pa.Array | None, pa.Array | None]:
+    n = len(df)
+    if value is None:
+        return None, None
+    if isinstance(value, str) and not templates.is_template(value):
+        if value.lower() not in BODY_TYPES:
+            raise SpecError(f"body_type: {value!r} is not one of {', '.join(BODY_TYPES)}")
+        return _n_array(value.lower(), n), None
+    raw = _blank_to_null(_strings(df, value, "body_type"))
+
+    def one(v: str) -> tuple[str | None, str | None]:
+        if v.lower() in BODY_TYPES:
+            return v.lower(), None
+        return v, f"body_type: {v!r} is not one of {', '.join(BODY_TYPES)}"
+
+    return _per_distinct(raw, one)
+
+
+def _int_value(v: Any, what: str) -> int:
+    if isinstance(v, bool):
+        raise ValueError(f"{what}: {v!r} is not a whole number")
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, str):
+        v = v.strip()
+        if not v.lstrip("-").isdigit():
+            raise ValueError(f"{what}: {v!r} is not a whole number")
+        v = int(v)
+    if not isinstance(v, int | np.integer):
+        raise ValueError(f"{what}: {v!r} is not a whole number")
+    if v < 0:
+        raise ValueError(f"{what}: {v} is negative")
+    return int(v)
+
+
+def _ints(df: pd.DataFrame, value: Any, what: str) -> tuple[pd.arrays.IntegerArray, pa.Array | None]:
+    n = len(df)
+    if value is None:
+        return pd.array(np.full(n, pd.NA), dtype="Int64"), None
+    if not isinstance(value, pd.Series | str):
+        try:
+            v = _int_value(value, what)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+        return pd.array(np.full(n, v, dtype=np.int64), dtype="Int64"), None
+    if isinstance(value, pd.Series):
+        value = _align(df, value, what)
+        if pd.api.types.is_integer_dtype(value.dtype):
+            arr = pd.array(value, dtype="Int64")
+            neg = np.asarray((arr < 0).fillna(False), dtype=bool)
+            err = pc.if_else(pa.array(neg), pa.scalar(f"{what}: negative", pa.string()), _NULL)
+            return arr, (err if neg.any() else None)
+        raw = templates.to_arrow(value)
+    else:
+        raw = templates.render(df, value, what=what)
+    raw = _blank_to_null(raw)
+
+    def one(v: str) -> tuple[str | None, str | None]:
+        try:
+            return str(_int_value(v, what)), None
+        except ValueError as exc:
+            return None, str(exc)
+
+    text, err = _per_distinct(raw, one)
+    return pd.array(pc.cast(text, pa.int64()).to_pandas(), dtype="Int64"), err
+
+
+def _validity(df: pd.DataFrame, value: Any, now: dt.datetime) -> tuple[pa.Array | None, pa.Array | None]:
+    n = len(df)
+    if value is None:
+        return None, None
+    if not isinstance(value, pd.Series) and not templates.is_template(value):
+        try:
+            text = parse_validity(value, now)
+        except ValidityError as exc:
+            if exc.both_units:
+                raise SpecError(str(exc)) from None
+            return _n_array(str(value), n), _n_array(str(exc), n)  # pandera style: every row fails
+        return (_n_array(text, n) if text else None), None
+    if isinstance(value, pd.Series):
+        value = _align(df, value, "validity")
+        if not (pd.api.types.is_string_dtype(value.dtype) or value.dtype == object):
+            # datetimes / timedeltas: once per distinct value
+            codes, uniques = pd.factorize(value)
+            out, err = [], []
+            for u in uniques:
+                try:
+                    out.append(parse_validity(u, now))
+                    err.append(None)
+                except ValidityError as exc:
+                    out.append(None)
+                    err.append(str(exc))
+            idx = pa.array(codes, mask=codes < 0)
+            return pa.array(out, type=pa.string()).take(idx), pa.array(err, type=pa.string()).take(idx)
+        raw = templates.to_arrow(value)
+    else:
+        raw = templates.render(df, value, what="validity")
+
+    def one(v: str) -> tuple[str | None, str | None]:
+        try:
+            return parse_validity(v, now), None
+        except ValidityError as exc:
+            return v, str(exc)
+
+    return _per_distinct(_blank_to_null(raw), one)
+
+
+def _to(df: pd.DataFrame, to: Any) -> pa.Array:
+    if isinstance(to, pd.Series):
+        return templates.to_arrow(_align(df, to, "to"))
+    if isinstance(to, str):
+        if to in df.columns:
+            return templates.to_arrow(df[to])
+        if templates.is_template(to):
+            return templates.render(df, to, what="to")
+        return templates.to_arrow(df[templates.resolve_column(df, to, what="to")])
+    raise SpecError(f"to: expected a column name or a Series, not {type(to).__name__}")
+
+
+def _sender_check(v: str) -> tuple[str | None, str | None]:
+    # mirrors the gateway: 16 digits for a number, 11 characters otherwise
+    if not v.strip():
+        return v, "sender: missing"
+    digits = v.lstrip("+")
+    if digits.isdigit():
+        if len(digits) > _SENDER_DIGITS_MAX:
+            return v, f"sender: {v!r} has more than {_SENDER_DIGITS_MAX} digits"
+    elif len(v) > _SENDER_TEXT_MAX:
+        return v, f"sender: {v!r} is longer than {_SENDER_TEXT_MAX} characters"
+    return v, None
+
+
+def _where(mask: np.ndarray, message: str | pa.Array) -> pa.Array:
+    """``message`` on rows where ``mask`` is true, null elsewhere."""
+    if isinstance(message, str):
+        message = pa.scalar(message, pa.string())
+    return pc.if_else(pa.array(mask), message, _NULL)
+
+
+def _mask(arr: pa.Array | None, n: int) -> np.ndarray:
+    if arr is None:
+        return np.zeros(n, dtype=bool)
+    return arr.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _codes(arrays: list[pa.Array | np.ndarray], n: int) -> np.ndarray:
+    """One int64 code per row for the tuple of values (nulls are a value too)."""
+    key = np.zeros(n, dtype=np.int64)
+    for arr in arrays:
+        if arr is None:
+            continue
+        if isinstance(arr, pa.Array):
+            if arr.null_count == len(arr):
+                continue
+            codes, _ = _distinct(arr)
+        else:
+            codes, _ = pd.factorize(arr, use_na_sentinel=True)
+        width = int(codes.max()) + 2 if len(codes) else 1
+        key, _ = pd.factorize(key * width + (codes + 1))
+        key = key.astype(np.int64)
+    return key
+
+
+def _check_spec(df: pd.DataFrame, spec: dict[str, Any]) -> None:
+    """Every placeholder must name a column: checked before any work."""
+    for what, value in spec.items():
+        if what in ("conversation", "suggestions"):
+            for leaf in rich.template_strings(value, what):
+                templates.check(df, leaf, what=what)
+        elif isinstance(value, str) and what != "to":
+            templates.check(df, value, what=what)
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build(
+    df: pd.DataFrame,
+    *,
+    to: str | pd.Series,
+    body: Any = None,
+    sender: Any = None,
+    channels: Any = None,
+    reference: Any = None,
+    custom_grouping: Any = None,
+    custom_grouping2: Any = None,
+    custom_grouping3: Any = None,
+    validity: Any = None,
+    region: str | None = None,
+    body_type: Any = "auto",
+    min_parts: Any = None,
+    max_parts: Any = None,
+    dcs: Any = None,
+    conversation: Any = None,
+    suggestions: Any = None,
+    duplicates: str = "keep",
+    strict_numbers: bool = False,
+    now: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Build a validated plan: one row per recipient with the normalised message fields.
+
+    Every message field is a constant, a template over columns (``"Hi {first_name}"``;
+    ``{{``/``}}`` for literal braces) or a Series aligned on the frame's index.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The recipients; never modified.
+    to : str or pandas.Series
+        The column of phone numbers (or a template, or a Series).
+    body : str or pandas.Series
+        The message text (also the SMS fallback of rich content).
+    sender : str or pandas.Series
+        The ``from``: up to 11 characters, or a number of up to 16 digits.
+    channels : list of str, str or pandas.Series, optional
+        ``allowedChannels`` in fallback order: ``["WhatsApp", "SMS"]``, ``"WhatsApp,SMS"``,
+        a template such as ``"{preferred_channel},SMS"``, or a Series of lists/strings.
+    reference : str or pandas.Series, optional
+        1 to 32 characters, used in status reports.
+    custom_grouping, custom_grouping2, custom_grouping3 : str or pandas.Series, optional
+        Tags of up to 100 characters.
+    validity : str, datetime, timedelta or pandas.Series, optional
+        ``"2h"``/``"30m"``, an absolute time with zone, a ``datetime`` or ``timedelta``.
+    region : str, optional
+        ISO region (``"NL"``) for national numbers such as ``0612345678``.
+    body_type : {"auto", "text", "binary"} or None
+        ``body.type``; ``None`` leaves it out.
+    min_parts, max_parts : int, optional
+        ``minimumNumberOfMessageParts`` / ``maximumNumberOfMessageParts``.
+    dcs : int, optional
+        Data coding scheme; 8 forces UCS-2 unless ``body_type`` is ``"auto"``.
+    conversation : list of dict or pandas.Series, optional
+        ``richContent.conversation`` items in the spec's JSON shape; strings are templates.
+    suggestions : list of dict or pandas.Series, optional
+        ``richContent.suggestions`` in the spec's JSON shape; strings are templates.
+    duplicates : {"keep", "drop", "error"}
+        Rows repeating an earlier row's number and content: send them all, mark the
+        later ones invalid (302, naming the first row), or raise
+        :class:`~cmframe.exceptions.DuplicateRecipientError`.
+    strict_numbers : bool
+        Also require ``phonenumbers.is_valid_number`` (slower, per distinct number).
+    now : datetime, optional
+        Reference time for the 72-hour validity check (default: now).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The caller's index and columns plus ``schema.PLAN_COLUMNS`` (a plan column
+        replaces a caller column of the same name).
+
+    Raises
+    ------
+    SpecError
+        A call-level mistake (not a frame, a bad argument, mixed validity units).
+    MissingColumnError
+        A placeholder or ``to`` names a column the frame lacks.
+    DuplicateRecipientError
+        ``duplicates="error"`` and some recipients repeat.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise SpecError(f"build needs a pandas DataFrame, not {type(df).__name__}")
+    if duplicates not in ("keep", "drop", "error"):
+        raise SpecError(f"duplicates must be 'keep', 'drop' or 'error', not {duplicates!r}")
+    if body is None:
+        raise SpecError("body= is required (it is also the SMS fallback of rich content)")
+    if sender is None:
+        raise SpecError("sender= is required (the msg 'from')")
+    if region is not None:
+        if not isinstance(region, str) or region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise SpecError(f"region: {region!r} is not an ISO region phonenumbers knows (e.g. 'NL')")
+        region = region.upper()
+    if isinstance(to, str) and to not in df.columns and not templates.is_template(to):
+        templates.resolve_column(df, to, what="to")
+    if isinstance(to, str) and templates.is_template(to) and to not in df.columns:
+        templates.check(df, to, what="to")
+    spec = {
+        "body": body,
+        "sender": sender,
+        "channels": channels,
+        "reference": reference,
+        "custom_grouping": custom_grouping,
+        "custom_grouping2": custom_grouping2,
+        "custom_grouping3": custom_grouping3,
+        "validity": validity,
+        "body_type": body_type,
+        "min_parts": min_parts,
+        "max_parts": max_parts,
+        "dcs": dcs,
+        "conversation": conversation,
+        "suggestions": suggestions,
+    }
+    _check_spec(df, spec)
+    now = now or dt.datetime.now(dt.UTC)
+    n = len(df)
+
+    # -- fields -------------------------------------------------------------------
+    errors: dict[int, list[pa.Array]] = {301: [], 302: [], 304: [], 305: []}
+    body_arr = _strings(df, body, "body")
+    sender_arr = _strings(df, sender, "sender")
+    body_type_arr, err = _body_type(df, body_type)
+    if err is not None:
+        errors[305].append(err)
+    channels_arr, err = _channels(df, channels)
+    if err is not None:
+        errors[305].append(err)
+    optional = {}
+    for name, limit in (
+        ("reference", _REFERENCE_MAX),
+        ("custom_grouping", _GROUPING_MAX),
+        ("custom_grouping2", _GROUPING_MAX),
+        ("custom_grouping3", _GROUPING_MAX),
+    ):
+        arr = _blank_to_null(_strings(df, spec[name], name))
+        optional[name] = arr
+        if arr is not None:
+            long = pc.fill_null(pc.greater(pc.utf8_length(arr), limit), False).to_numpy(zero_copy_only=False)
+            if long.any():
+                errors[305].append(_where(long, f"{name}: longer than {limit} characters"))
+    validity_arr, err = _validity(df, validity, now)
+    if err is not None:
+        errors[305].append(err)
+    ints = {}
+    for name in ("min_parts", "max_parts", "dcs"):
+        ints[name], err = _ints(df, spec[name], name)
+        if err is not None:
+            errors[305].append(err)
+    rich_arr, rich_errors = rich.rich_content(df, conversation, suggestions)
+    for mask, message in rich_errors:
+        errors[305].append(_where(mask, message))
+
+    # -- numbers ------------------------------------------------------------------
+    raw_to = _to(df, to)
+    number_arr, number_code, _ = numbers.normalize_arrow(raw_to, region, strict=strict_numbers)
+    if (number_code != 0).any():
+        errors[302].append(numbers.reasons(raw_to, number_code, region))
+
+    # -- sender and body ------------------------------------------------------------
+    sender_arr = pc.fill_null(sender_arr, "")
+    _, sender_err = _per_distinct(sender_arr, _sender_check)
+    if sender_err.null_count < n:
+        errors[301].append(sender_err)
+    body_arr = pc.fill_null(body_arr, "")
+    empty_body = pc.equal(body_arr, "").to_numpy(zero_copy_only=False)
+    if empty_body.any():
+        errors[304].append(_where(empty_body, "body: empty"))
+
+    # -- encoding and parts -----------------------------------------------------------
+    dcs8 = np.asarray(ints["dcs"] == 8, dtype=object)
+    dcs8 = np.array([x is True for x in dcs8], dtype=bool) if dcs8.dtype == object else dcs8
+    if dcs8.any():
+        auto = (
+            pc.fill_null(pc.equal(body_type_arr, "auto"), False).to_numpy(zero_copy_only=False)
+            if body_type_arr is not None
+            else np.zeros(n, dtype=bool)
+        )
+        force = dcs8 & ~auto
+    else:
+        force = False
+    body_series = templates.to_series(body_arr, df.index)
+    est = estimate(body_series, force)
+    parts = est["parts_estimate"].to_numpy()
+    lo = ints["min_parts"].to_numpy(dtype=np.float64, na_value=np.nan)
+    hi = ints["max_parts"].to_numpy(dtype=np.float64, na_value=np.nan)
+    too_many = ~np.isnan(hi) & (parts > hi)
+    if too_many.any():
+        msg = fragments.join(
+            "body: needs ",
+            pa.array(parts.astype(str)),
+            " parts, more than max_parts (",
+            pa.array(np.nan_to_num(hi).astype(np.int64).astype(str)),
+            ")",
+        )
+        errors[305].append(_where(too_many, msg))
+    crossed = ~np.isnan(lo) & ~np.isnan(hi) & (lo > hi)
+    if crossed.any():
+        errors[305].append(_where(crossed, "min_parts: greater than max_parts"))
+
+    # -- error code and reason: first failing check wins the code, all are listed ------
+    code = np.zeros(n, dtype=np.int64)
+    reasons: list[pa.Array] = []
+    for c in (301, 302, 304, 305):
+        for arr in errors[c]:
+            failing = arr.is_valid().to_numpy(zero_copy_only=False)
+            if c == 302:
+                this = np.where(number_code == numbers.MISSING, 302, 303)
+            else:
+                this = np.full(n, c)
+            code = np.where((code == 0) & failing, this, code)
+            reasons.append(arr)
+
+    # -- duplicates -----------------------------------------------------------------
+    content = [
+        sender_arr,
+        body_type_arr,
+        body_arr,
+        channels_arr,
+        *optional.values(),
+        validity_arr,
+        ints["min_parts"].to_numpy(dtype=np.float64, na_value=np.nan),
+        ints["max_parts"].to_numpy(dtype=np.float64, na_value=np.nan),
+        ints["dcs"].to_numpy(dtype=np.float64, na_value=np.nan),
+        rich_arr,
+    ]
+    has_number = number_code == 0
+    duplicate = np.zeros(n, dtype=bool)
+    if has_number.sum() > 1:
+        key = _codes([number_arr, *content], n)
+        dup = pd.Series(key).duplicated().to_numpy() & has_number
+        duplicate = dup
+        if dup.any() and duplicates == "error":
+            labels = list(df.index[dup][:20])
+            more = "" if dup.sum() <= 20 else f" and {int(dup.sum()) - 20} more"
+            raise DuplicateRecipientError(
+                f"{int(dup.sum())} duplicate recipient rows (same number and message): {labels}{more}"
+            )
+        if dup.any() and duplicates == "drop":
+            _, first = np.unique(key, return_index=True)
+            first_of = first[np.searchsorted(np.unique(key), key)]
+            firsts = templates.to_arrow(pd.Series(np.asarray(df.index[first_of], dtype=object)))
+            drop = dup & (code == 0)
+            code = np.where(drop, 302, code)
+            reasons.append(_where(drop, fragments.join("to: duplicate of row ", firsts)))
+
+    error = pa.nulls(n, pa.string())
+    for arr in reasons:
+        # fold by hand: binary_join's null_handling="skip" drops all-null rows (pyarrow 26)
+        error = pc.coalesce(fragments.join(error, "; ", arr), error, arr)
+
+    # -- assemble ---------------------------------------------------------------------
+    idx = df.index
+
+    def s(arr: pa.Array | None) -> pd.Series:
+        return templates.to_series(arr if arr is not None else pa.nulls(n, pa.string()), idx)
+
+    columns: dict[str, Any] = {
+        "number": s(number_arr),
+        "sender": s(sender_arr),
+        "body": body_series,
+        "body_type": s(body_type_arr),
+        "channels": s(channels_arr),
+        "reference": s(optional["reference"]),
+        "custom_grouping": s(optional["custom_grouping"]),
+        "custom_grouping2": s(optional["custom_grouping2"]),
+        "custom_grouping3": s(optional["custom_grouping3"]),
+        "validity": s(validity_arr),
+        "min_parts": pd.Series(ints["min_parts"], index=idx),
+        "max_parts": pd.Series(ints["max_parts"], index=idx),
+        "dcs": pd.Series(ints["dcs"], index=idx),
+        "rich_content": s(rich_arr),
+        "encoding": est["encoding"],
+        "body_length": est["body_length"].astype(np.int64),
+        "parts_estimate": est["parts_estimate"].astype(np.int64),
+        "ucs2_chars": est["ucs2_chars"],
+        "duplicate": pd.Series(duplicate, index=idx),
+        "error_code": pd.Series(pd.array(np.where(code == 0, pd.NA, code), dtype="Int64"), index=idx),
+        "error": s(error),
+    }
+    assert tuple(columns) == PLAN_COLUMNS
+    kept = df.drop(columns=[c for c in PLAN_COLUMNS if c in df.columns])
+    added = pd.DataFrame(columns, index=idx, copy=False)
+    return pd.concat([kept, added], axis=1, copy=False) if len(kept.columns) else added
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def _check_plan(plan: pd.DataFrame, chunk_size: int) -> None:
+    if not isinstance(plan, pd.DataFrame):
+        raise PlanError(f"expected a plan DataFrame, not {type(plan).__name__}")
+    missing = [c for c in PLAN_COLUMNS if c not in plan.columns]
+    if missing:
+        raise PlanError(f"not a plan (build one with df.cm.build): missing columns {missing}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer):
+        raise SpecError(f"chunk_size must be an integer, not {chunk_size!r}")
+    if not 1 <= chunk_size <= MAX_MSG_PER_REQUEST:
+        raise SpecError(f"chunk_size must be between 1 and {MAX_MSG_PER_REQUEST}, not {chunk_size}")
+
+
+def _content_arrays(plan: pd.DataFrame, rows: np.ndarray) -> dict[str, pa.Array]:
+    take = pa.array(rows)
+    out = {}
+    for col in _CONTENT:
+        arr = templates.to_arrow(plan[col])
+        out[col] = arr if len(rows) == len(plan) else arr.take(take)
+    return out
+
+
+class _Layout:
+    """Positions of the valid rows in (chunk, msg, to) order."""
+
+    def __init__(self, plan: pd.DataFrame, chunk_size: int, merge: bool) -> None:
+        _check_plan(plan, chunk_size)
+        code = plan["error_code"]
+        valid = ~np.asarray(code.notna(), dtype=bool)
+        number_ok = np.asarray(plan["number"].notna(), dtype=bool)
+        valid &= number_ok
+        rows = np.flatnonzero(valid)
+        m = len(rows)
+        k = np.arange(m)
+        if merge and m:
+            content = _content_arrays(plan, rows)
+            group = _codes(list(content.values()), m)  # codes follow first appearance
+            order = np.argsort(group, kind="stable")
+            rows, group = rows[order], group[order]
+            new_msg = np.ones(m, dtype=bool)
+            new_msg[1:] = group[1:] != group[:-1]
+            new_msg |= k % chunk_size == 0
+        else:
+            new_msg = np.ones(m, dtype=bool)
+        self.rows = rows
+        self.chunk = k // chunk_size
+        msg_no = np.cumsum(new_msg) - 1
+        chunk_first_msg = msg_no[np.minimum(self.chunk * chunk_size, max(m - 1, 0))] if m else msg_no
+        self.msg_index = msg_no - chunk_first_msg
+        msg_start = np.maximum.accumulate(np.where(new_msg, k, 0)) if m else k
+        self.to_index = k - msg_start
+        self.first = new_msg
+        self.last = np.ones(m, dtype=bool)
+        if m:
+            self.last[:-1] = new_msg[1:]
+        self.chunk_size = chunk_size
+
+
+def layout(plan: pd.DataFrame, chunk_size: int = 1000, merge_identical: bool = False) -> pd.DataFrame:
+    """Where each valid row of a plan goes in the requests.
+
+    Parameters
+    ----------
+    plan : pandas.DataFrame
+        A plan from :func:`build`.
+    chunk_size : int
+        At most this many recipients (and so ``msg`` objects) per request, 1 to 1000.
+    merge_identical : bool
+        Put rows with identical message content in one ``msg`` with several ``to``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like the plan, columns ``chunk``, ``msg_index``, ``to_index``
+        (Int64; ``<NA>`` for rows that are not sent).
+    """
+    lay = _Layout(plan, chunk_size, merge_identical)
+    n = len(plan)
+    out = {}
+    for name, values in zip(LAYOUT_COLUMNS, (lay.chunk, lay.msg_index, lay.to_index), strict=True):
+        col = np.zeros(n, dtype=np.int64)
+        mask = np.ones(n, dtype=bool)
+        col[lay.rows] = values
+        mask[lay.rows] = False
+        out[name] = pd.arrays.IntegerArray(col, mask)
+    return pd.DataFrame(out, index=plan.index)
+
+
+def _field_fragment(col: str, arr: pa.Array) -> pa.Array | pa.Scalar | None:
+    """``"key":value,`` for every row (null where the field is absent)."""
+    if arr.null_count == len(arr):
+        return None
+    constant = fragments.is_constant(arr)
+    values = arr.slice(0, 1) if constant else arr
+    key = _JSON_KEYS[col]
+    if col in ("min_parts", "max_parts", "dcs"):
+        json = values
+    elif col == "rich_content":
+        json = values
+    elif col == "channels":
+        codes, distinct = _distinct(values)
+        lists = pa.array([orjson.dumps(v.split(",")).decode() for v in distinct], type=pa.string())
+        json = lists.take(pa.array(codes, mask=codes < 0))
+    else:
+        json = fragments.quote(values)
+    frag = fragments.join(f'"{key}":', json, ",")
+    if constant:
+        return frag[0]
+    return pc.fill_null(frag, "")
+
+
+def _msg_heads(plan: pd.DataFrame, rows: np.ndarray) -> list[pa.Array | pa.Scalar | str]:
+    """Pieces that join into ``{"from":...,"body":{...},...,"to":[`` per row."""
+    arrays = _content_arrays(plan, rows)
+    pieces: list[pa.Array | pa.Scalar | str] = ["{"]
+    frag = _field_fragment("sender", arrays["sender"])
+    pieces.append(frag if frag is not None else "")
+    btype = arrays["body_type"]
+    if btype.null_count == len(btype):
+        type_frag: Any = ""
+    elif fragments.is_constant(btype):
+        type_frag = f'"type":{orjson.dumps(btype[0].as_py()).decode()},'
+    else:
+        type_frag = pc.fill_null(fragments.join('"type":', fragments.quote(btype), ","), "")
+    pieces += ['"body":{', type_frag, '"content":', fragments.quote(pc.fill_null(arrays["body"], "")), "},"]
+    for col in _CONTENT[3:]:
+        frag = _field_fragment(col, arrays[col])
+        if frag is not None:
+            pieces.append(frag)
+    pieces.append('"to":[')
+    return pieces
+
+
+def request_bodies(
+    plan: pd.DataFrame,
+    token: str | ProductToken | None = None,
+    chunk_size: int = 1000,
+    merge_identical: bool = False,
+) -> Iterator[tuple[int, bytes, np.ndarray]]:
+    """Serialised request bodies of a plan's valid rows.
+
+    Parameters
+    ----------
+    plan : pandas.DataFrame
+        A plan from :func:`build`.
+    token : str or ProductToken, optional
+        Put in ``messages.authentication.productToken``; ``None`` leaves
+        authentication out (send the token in the ``X-CM-PRODUCTTOKEN`` header).
+    chunk_size : int
+        At most this many recipients (and so ``msg`` objects) per request, 1 to 1000.
+    merge_identical : bool
+        Rows with identical message content share one ``msg`` with several ``to``.
+
+    Yields
+    ------
+    chunk : int
+        The request's number, from 0.
+    body : bytes
+        The JSON request body.
+    rows : numpy.ndarray
+        The plan positions (``iloc``) of the request's rows, in (msg, to) order.
+    """
+    lay = _Layout(plan, chunk_size, merge_identical)
+    m = len(lay.rows)
+    if m == 0:
+        return
+    auth = ""
+    if token is not None:
+        secret = ProductToken(token).reveal()
+        auth = '"authentication":{"productToken":' + orjson.dumps(secret).decode() + "},"
+    prefix = ('{"messages":{' + auth + '"msg":[').encode()
+    suffix = b"]}}"
+
+    heads = _msg_heads(plan, lay.rows)
+    numbers_arr = templates.to_arrow(plan["number"]).take(pa.array(lay.rows))
+    to_item = fragments.join('{"number":', fragments.quote(numbers_arr), "}")
+    head = fragments.join(*heads)
+    if isinstance(head, pa.Scalar):
+        head = pa.array(np.full(m, head.as_py(), dtype=object), type=pa.string())
+    if lay.first.all():
+        row_text = fragments.join(head, to_item, "]},")
+    else:
+        opening = pc.if_else(pa.array(lay.first), head, pa.scalar(",", pa.string()))
+        closing = pc.if_else(pa.array(lay.last), pa.scalar("]},", pa.string()), pa.scalar("", pa.string()))
+        row_text = fragments.join(opening, to_item, closing)
+    starts, data = fragments.byte_view(row_text)
+    for c0 in range(0, m, chunk_size):
+        c1 = min(c0 + chunk_size, m)
+        # every chunk ends a msg, so its text ends with "]},": drop that last comma
+        body = prefix + data[starts[c0] : starts[c1] - 1].tobytes() + suffix
+        yield int(lay.chunk[c0]), body, lay.rows[c0:c1]
+
+
+def requests(
+    plan: pd.DataFrame,
+    token: str | ProductToken | None = None,
+    chunk_size: int = 1000,
+    merge_identical: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """Request documents of a plan, in the spec's exact JSON shape.
+
+    Parameters
+    ----------
+    plan : pandas.DataFrame
+        A plan from :func:`build`.
+    token : str or ProductToken, optional
+        The product token for ``messages.authentication``; ``None`` leaves it out.
+    chunk_size : int
+        At most this many recipients (and so ``msg`` objects) per request, 1 to 1000.
+    merge_identical : bool
+        Rows with identical message content share one ``msg`` with several ``to``.
+
+    Yields
+    ------
+    dict
+        ``{"messages": {"authentication": {"productToken": ...}, "msg": [...]}}``.
+    """
+    for _, body, _ in request_bodies(plan, token, chunk_size, merge_identical):
+        yield orjson.loads(body)
+

@@ -1,0 +1,264 @@
+"""The gateway as one object: ``handle(request) -> Reply``, shared by the server and FakeGateway."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..codes import DETAILS, STATUS_CODES
+from .config import Fault, GatewayConfig
+from .ledger import Ledger, iso
+from .logic import (
+    RequestError,
+    SimClock,
+    check_request,
+    check_routable,
+    check_token,
+    decide_outcome,
+    find_token,
+    parse_json,
+    parse_validity,
+    response_body,
+)
+
+__all__ = ["Gateway", "Reply", "MESSAGE_PATH", "TRANSACTIONS_PATH"]
+
+MESSAGE_PATH = "/v1.0/message"
+TRANSACTIONS_PATH = "/v1.2/transactions/"
+
+_PLAIN = {"content-type": "text/plain; charset=utf-8"}
+_JSON = {"content-type": "application/json; charset=utf-8"}
+_REASONS = {429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+@dataclass
+class Reply:
+    """What to do with one request.
+
+    ``action`` is ``"respond"`` (send status/headers/body after ``delay``
+    seconds) or ``"drop"`` (close the connection without a response, after
+    ``delay``).
+    """
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    action: str = "respond"
+    delay: float = 0.0
+
+    def json(self) -> Any:
+        return orjson.loads(self.body) if self.body else None
+
+
+def _json_reply(status: int, payload: Any, **headers: str) -> Reply:
+    return Reply(status, {**_JSON, **headers}, orjson.dumps(payload))
+
+
+class Gateway:
+    """The embedded CM gateway's logic, ledger and status reports, without any server.
+
+    Parameters
+    ----------
+    config : GatewayConfig
+    """
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self._tmpdir = None
+        if config.ledger is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="cmframe-gateway-")
+            path = Path(self._tmpdir.name) / "ledger.sqlite"
+        else:
+            path = Path(config.ledger)
+        self.ledger = Ledger(path)
+        self.clock = SimClock(config.time_scale)
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._rng = random.Random(f"faults|{config.seed}")
+        self._balance = config.balance
+        self.reports = None
+        if config.webhook:
+            from .reports import ReportDispatcher
+
+            self.reports = ReportDispatcher(self)
+        self._closed = False
+
+    # --- dispatch ---------------------------------------------------------------
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes,
+               query: dict[str, str] | None = None) -> Reply:
+        """Answer one HTTP request (``headers`` keys lower-case).
+
+        Parameters
+        ----------
+        method, path : str
+        headers : dict
+            Header names in lower case.
+        body : bytes
+        query : dict, optional
+            Query parameters (first value of each).
+
+        Returns
+        -------
+        Reply
+        """
+        route = path.rstrip("/").lower()
+        if route == MESSAGE_PATH:
+            if method.upper() != "POST":
+                return Reply(405, {"allow": "POST"}, b"")
+            return self._message(headers, body)
+        if route == TRANSACTIONS_PATH.rstrip("/"):
+            if method.upper() != "GET":
+                return Reply(405, {"allow": "GET"}, b"")
+            from .reports import transactions
+
+            return transactions(self, headers, query or {})
+        if route in {"", "/health"}:
+            return Reply(200, _PLAIN, b"cmframe embedded CM gateway\n")
+        return Reply(404, _PLAIN, b"Not Found\n")
+
+    def _fault(self) -> tuple[int, Fault, float]:
+        cfg = self.config
+        with self._lock:
+            self._requests += 1
+            number = self._requests
+            fault = cfg.fault_script(number)
+            draw = self._rng.random()
+            jitter = self._rng.uniform(0.0, cfg.latency_jitter) if cfg.latency_jitter else 0.0
+        if fault is None:
+            fault = Fault()
+            for rate, make in (
+                (cfg.drop_before_rate, lambda: Fault("drop_before")),
+                (cfg.drop_after_rate, lambda: Fault("drop_after")),
+                (cfg.error_rate, lambda: Fault("error", status=cfg.error_status)),
+                (cfg.throttle_rate, lambda: Fault("error", status=429, retry_after=cfg.retry_after)),
+                (cfg.unavailable_rate, lambda: Fault("error", status=503, retry_after=cfg.retry_after)),
+            ):
+                if draw < rate:
+                    fault = make()
+                    break
+                draw -= rate
+        return number, fault, cfg.latency + jitter + fault.delay
+
+    @staticmethod
+    def _error_reply(fault: Fault) -> Reply:
+        status = fault.status or 500
+        headers: dict[str, str] = {}
+        if fault.retry_after is not None:
+            headers["retry-after"] = f"{fault.retry_after:g}"
+        if status == 500:
+            return _json_reply(500, {"details": DETAILS["unknown"], "errorCode": 999, "messages": []}, **headers)
+        reason = _REASONS.get(status, "Error")
+        return Reply(status, {**_PLAIN, **headers}, f"{status} {reason}\n".encode())
+
+    def _message(self, headers: dict[str, str], body: bytes) -> Reply:
+        number, fault, delay = self._fault()
+        request_id = uuid.uuid4().hex
+        received = self.clock.now()
+        label = f"{fault.kind}:{fault.status}" if fault.status else fault.kind
+        request = {"request_id": request_id, "request_number": number, "received_at": iso(received),
+                   "fault": label, "n_entries": 0, "n_accepted": 0}
+        if fault.kind in {"drop_before", "error"}:  # refused before reading: nothing accepted
+            reply = Reply(action="drop") if fault.kind == "drop_before" else self._error_reply(fault)
+            request.update(http_status=reply.status if reply.action == "respond" else None,
+                           error_code=999 if reply.status == 500 else None)
+            self.ledger.record(request, [])
+            reply.delay = delay
+            return reply
+        records: list[dict[str, Any]] = []
+        try:
+            data = parse_json(body)
+            check_token(find_token(headers, data), self.config)
+            checked = check_request(data, self.config)
+            check_routable(checked, self.config)
+            with self._lock:  # balance check and spend are one step
+                if self._balance is not None:
+                    if checked.parts > self._balance:
+                        raise RequestError(400, DETAILS["balance"], 102)
+                    self._balance -= checked.parts
+            status, payload = response_body(checked)
+            records = self._records(checked, request_id, received)
+            request.update(http_status=status, error_code=payload["errorCode"], n_msg=len(
+                {r["msg_index"] for r in checked.records}), n_entries=len(checked.entries), n_accepted=len(records))
+        except RequestError as exc:
+            status, payload = exc.status, exc.body()
+            request.update(http_status=status, error_code=exc.error_code, n_entries=0, n_accepted=0)
+        ids = self.ledger.record(request, records)  # committed before any answer
+        if self.reports is not None and records:
+            self.reports.schedule([{**r, "id": i} for r, i in zip(records, ids, strict=True)])
+        if fault.kind == "drop_after":
+            return Reply(action="drop", delay=delay)
+        if fault.kind == "error_after":
+            reply = self._error_reply(fault)
+        else:
+            reply = _json_reply(status, payload)
+        if fault.kind == "slow":
+            delay = max(delay, fault.delay)
+        reply.headers["x-request-id"] = request_id
+        reply.delay = delay
+        return reply
+
+    def _records(self, checked, request_id: str, received: datetime) -> list[dict[str, Any]]:
+        out = []
+        for rec in checked.records:
+            outcome = decide_outcome(rec, received, self.config)
+            deadline = parse_validity(rec.get("validity") or self.config.default_validity, received)
+            cap = received + timedelta(hours=self.config.max_validity_hours)
+            out.append({
+                **rec,
+                "request_id": request_id,
+                "accepted_at": iso(received),
+                "expires_at": iso(min(deadline or cap, cap)),
+                "status_code": outcome.status_code,
+                "status": STATUS_CODES[outcome.status_code],
+                "error_code": outcome.error_code,
+                "error_description": outcome.error_description,
+                "channel": outcome.channel,
+                "operator": outcome.operator,
+                "accepted_report_at": iso(received + timedelta(seconds=outcome.accepted_delay)),
+                "final_report_at": iso(received + timedelta(seconds=outcome.final_delay)),
+                "accepted_report_due": iso(self.clock.due(received, outcome.accepted_delay)),
+                "final_report_due": iso(self.clock.due(received, outcome.final_delay)),
+            })
+        return out
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    @property
+    def request_count(self) -> int:
+        """How many ``POST /v1.0/message`` requests arrived so far."""
+        with self._lock:
+            return self._requests
+
+    @property
+    def balance(self) -> int | None:
+        """Parts left when a balance is configured."""
+        with self._lock:
+            return self._balance
+
+    def wait_reports(self, timeout: float = 30.0) -> bool:
+        """Block until every scheduled status report is delivered (or given up); True when done."""
+        if self.reports is None:
+            return True
+        return self.reports.wait_idle(timeout)
+
+    def close(self) -> None:
+        """Stop report delivery, write the CSV export if configured, close the ledger."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.reports is not None:
+            self.reports.stop()
+        if self.config.export_csv:
+            from .reports import export_csv
+
+            export_csv(self, self.config.export_csv)
+        self.ledger.close()  # still readable afterwards; a temporary ledger goes with this object

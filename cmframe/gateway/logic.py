@@ -1,0 +1,448 @@
+"""The gateway's pure logic: validate a ``POST /v1.0/message`` body, decide outcomes.
+
+Nothing here does I/O: :func:`check_request` turns a parsed request into
+per-message entries (the response's ``messages``) and ledger records, and
+:func:`decide_outcome` draws a message's delivery outcome from the rules.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from ..codes import DELIVERY_ERROR_CODES, DETAILS, ERROR_CODES, MESSAGE_DETAILS
+from ..encode import estimate_one
+from .config import GatewayConfig, _digits
+
+__all__ = [
+    "RequestError",
+    "Checked",
+    "parse_json",
+    "find_token",
+    "check_request",
+    "parse_validity",
+    "decide_outcome",
+    "Outcome",
+    "SimClock",
+]
+
+_NUMBER = re.compile(r"^\+?[0-9]+$")
+_BODY_TYPES = frozenset({"auto", "text", "binary"})
+_CET = ZoneInfo("Europe/Amsterdam")
+
+
+@dataclass
+class RequestError(Exception):
+    """A whole request refused: HTTP status, ``details`` and ``errorCode``."""
+
+    status: int
+    details: str
+    error_code: int
+
+    def body(self) -> dict[str, Any]:
+        return {"details": self.details, "errorCode": self.error_code, "messages": []}
+
+
+@dataclass
+class Checked:
+    """The outcome of checking one request."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)  # response "messages", in order
+    records: list[dict[str, Any]] = field(default_factory=list)  # accepted messages, for the ledger
+
+    @property
+    def accepted(self) -> int:
+        return len(self.records)
+
+    @property
+    def parts(self) -> int:
+        return sum(r["parts"] for r in self.records)
+
+
+def _ci(obj: dict) -> dict:
+    """Keys lower-cased: the gateway treats JSON keys case-insensitively."""
+    return {str(k).lower(): v for k, v in obj.items()}
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """Parse a request body; raise :class:`RequestError` (400, Invalid JSON, 202)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, DETAILS["invalid_json"], 202) from None
+    if not isinstance(data, dict):
+        raise RequestError(400, DETAILS["invalid_json"], 202)
+    return data
+
+
+def _messages(data: dict) -> dict | None:
+    messages = _ci(data).get("messages")
+    return _ci(messages) if isinstance(messages, dict) else None
+
+
+def find_token(headers: dict[str, str], data: dict | None) -> str | None:
+    """The product token from the header, else from ``messages.authentication``."""
+    token = headers.get("x-cm-producttoken")
+    if token and token.strip():
+        return token.strip()
+    messages = _messages(data) if data is not None else None
+    auth = messages.get("authentication") if messages else None
+    if isinstance(auth, dict):
+        value = _ci(auth).get("producttoken")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def check_token(token: str | None, config: GatewayConfig) -> None:
+    """Refuse a missing token (103) or one without an account (101)."""
+    if token is None:
+        raise RequestError(400, DETAILS["invalid_token"], 103)
+    if config.tokens is not None and token not in config.tokens:
+        raise RequestError(400, DETAILS["no_account"], 101)
+
+
+def _entry(to: Any, reference: Any, code: int, details: str | None, parts: int = 0) -> dict[str, Any]:
+    return {
+        "to": to,
+        "status": "Accepted" if code == 0 else "Rejected",
+        "reference": reference,
+        "parts": parts,
+        "messageDetails": details,
+        "messageErrorCode": code,
+    }
+
+
+def _invalid(name: str) -> tuple[int, str]:
+    return 305, f"The {name} field is invalid"
+
+
+def _check_msg_fields(m: dict, config: GatewayConfig) -> tuple[int, str] | dict[str, Any]:
+    """Message-level checks: a (code, details) rejection or the normalised fields."""
+    sender = m.get("from")
+    if sender is None or (isinstance(sender, str) and not sender.strip()):
+        return 301, MESSAGE_DETAILS["no_from"]
+    if not isinstance(sender, str):
+        return 301, "The FROM field is invalid"
+    digits = sender.lstrip("+")
+    if (digits.isdigit() and len(digits) > 16) or (not digits.isdigit() and len(sender) > 11):
+        return 301, f"The FROM field '{sender}' is too long"
+    if "body" not in m or m["body"] is None:
+        return 304, MESSAGE_DETAILS["no_body"]
+    body = m["body"]
+    if not isinstance(body, dict):
+        return _invalid("body")
+    body = _ci(body)
+    content = body.get("content")
+    if content is None or content == "":
+        return 304, MESSAGE_DETAILS["no_content"]
+    if not isinstance(content, str):
+        return _invalid("body.content")
+    body_type = body.get("type")
+    if body_type is not None and (not isinstance(body_type, str) or body_type.lower() not in _BODY_TYPES):
+        return _invalid("body.type")
+    channels = m.get("allowedchannels")
+    if channels is not None:
+        if not isinstance(channels, list):
+            return 305, MESSAGE_DETAILS["not_array"].format(obj="allowedChannels")
+        if not all(isinstance(c, str) and c.strip() for c in channels):
+            return _invalid("allowedChannels")
+    reference = m.get("reference")
+    if reference is not None and (not isinstance(reference, str) or not 1 <= len(reference) <= 32):
+        return _invalid("reference")
+    groupings = []
+    for key, name in (("customgrouping", "customGrouping"), ("customgrouping2", "customGrouping2"),
+                      ("customgrouping3", "customGrouping3")):
+        value = m.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > 100):
+            return _invalid(name)
+        groupings.append(value)
+    ints = {}
+    for key, name in (("minimumnumberofmessageparts", "minimumNumberOfMessageParts"),
+                      ("maximumnumberofmessageparts", "maximumNumberOfMessageParts"), ("dcs", "dcs")):
+        value = m.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            return _invalid(name)
+        ints[key] = value
+    lo, hi = ints["minimumnumberofmessageparts"], ints["maximumnumberofmessageparts"]
+    if lo is not None and hi is not None and lo > hi:
+        return _invalid("minimumNumberOfMessageParts")
+    validity = m.get("validity")
+    if validity is not None:
+        if not isinstance(validity, str) or parse_validity(validity, datetime.now(UTC)) is None:
+            return _invalid("validity")
+    rich = m.get("richcontent")
+    if rich is not None and not isinstance(rich, dict):
+        return _invalid("richContent")
+    body_type = body_type.lower() if isinstance(body_type, str) else None
+    force_ucs2 = ints["dcs"] == 8 and body_type not in (None, "auto")
+    est = estimate_one(content, force_ucs2)
+    if hi is not None and est.parts > hi:
+        return 305, f"The body needs {est.parts} parts, more than maximumNumberOfMessageParts ({hi})"
+    lowered = content.lower()
+    if config.spam_words and any(w in lowered for w in config.spam_words):
+        return 401, ERROR_CODES[401]
+    return {
+        "sender": sender,
+        "body": content,
+        "body_type": body_type,
+        "channels": ",".join(c.strip() for c in channels) if channels else None,
+        "reference": reference,
+        "custom_grouping": groupings[0],
+        "custom_grouping2": groupings[1],
+        "custom_grouping3": groupings[2],
+        "validity": validity,
+        "dcs": ints["dcs"],
+        "min_parts": lo,
+        "max_parts": hi,
+        "rich_content": orjson.dumps(rich).decode() if rich is not None else None,
+        "encoding": est.encoding,
+        "parts": est.parts,
+    }
+
+
+def check_request(data: dict[str, Any], config: GatewayConfig) -> Checked:
+    """Check every ``msg``/``to`` of a parsed request (the token already checked).
+
+    Parameters
+    ----------
+    data : dict
+        The parsed JSON body.
+    config : GatewayConfig
+
+    Returns
+    -------
+    Checked
+        One response entry per (msg, to) pair and a ledger record per accepted one.
+
+    Raises
+    ------
+    RequestError
+        For a request-level refusal (no ``msg``, ``msg`` not an array, too many ``msg``).
+    """
+    messages = _messages(data)
+    msgs = messages.get("msg") if messages else None
+    if msgs is None or msgs == []:
+        raise RequestError(400, DETAILS["no_msg"], 203)
+    if not isinstance(msgs, list):
+        raise RequestError(400, MESSAGE_DETAILS["not_array"].format(obj="msg"), 203)
+    if len(msgs) > config.max_msg:
+        raise RequestError(400, f"{ERROR_CODES[203]}: more than {config.max_msg} MSG objects", 203)
+    out = Checked()
+    for msg_index, raw in enumerate(msgs):
+        if not isinstance(raw, dict):
+            out.entries.append(_entry(None, None, 305, "A MSG object is an invalid type, must be an object"))
+            continue
+        m = _ci(raw)
+        reference = m.get("reference") if isinstance(m.get("reference"), str) else None
+        to = m.get("to")
+        if to is None or to == []:
+            out.entries.append(_entry(None, reference, 302, MESSAGE_DETAILS["empty_number"]))
+            continue
+        if not isinstance(to, list):
+            shown = to if isinstance(to, str) else None
+            out.entries.append(_entry(shown, reference, 302, MESSAGE_DETAILS["not_array"].format(obj="to")))
+            continue
+        fields = _check_msg_fields(m, config)
+        for to_index, item in enumerate(to):
+            number = _ci(item).get("number") if isinstance(item, dict) else None
+            if isinstance(number, int) and not isinstance(number, bool):
+                number = str(number)
+            shown = number if isinstance(number, str) else None
+            if isinstance(fields, tuple):
+                out.entries.append(_entry(shown, reference, *fields))
+                continue
+            if number is None or (isinstance(number, str) and not number.strip()):
+                out.entries.append(_entry(shown, reference, 302, MESSAGE_DETAILS["empty_number"]))
+                continue
+            if not isinstance(number, str) or not _NUMBER.match(number.strip()):
+                msisdn = number if isinstance(number, str) else orjson.dumps(number).decode()
+                out.entries.append(_entry(shown, reference, 303, MESSAGE_DETAILS["not_a_number"].format(msisdn=msisdn)))
+                continue
+            number = number.strip()
+            if config.blacklist and _digits(number) in config.blacklist:
+                out.entries.append(_entry(number, reference, 402, ERROR_CODES[402]))
+                continue
+            out.entries.append(_entry(number, reference, 0, None, fields["parts"]))
+            out.records.append({**fields, "number": number, "msg_index": msg_index, "to_index": to_index,
+                                "entry": len(out.entries) - 1})
+    return out
+
+
+def check_routable(checked: Checked, config: GatewayConfig) -> None:
+    """Refuse the whole request when a number falls under an unroutable prefix."""
+    if config.unroutable_prefixes and any(
+        _digits(r["number"]).startswith(tuple(_digits(p) for p in config.unroutable_prefixes))
+        for r in checked.records
+    ):
+        raise RequestError(400, DETAILS["unroutable"], 999)
+
+
+def response_body(checked: Checked) -> tuple[int, dict[str, Any]]:
+    """HTTP status and JSON body for a checked request."""
+    n = checked.accepted
+    rejected = len(checked.entries) - n
+    status = 400 if n == 0 else 200
+    code = 201 if rejected else 0
+    return status, {"details": DETAILS["created"].format(n=n), "errorCode": code, "messages": checked.entries}
+
+
+# --- validity ---------------------------------------------------------------------
+
+_RELATIVE = re.compile(r"^\s*(\d+)\s*([hm])\s*$", re.IGNORECASE)
+_ABSOLUTE = re.compile(
+    r"^\s*(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2}(?::\d{2})?)\s*(GMT|UTC|Z|[+-]\d{1,2}(?::?\d{2})?)?\s*$",
+    re.IGNORECASE,
+)
+
+
+def parse_validity(text: str, accepted_at: datetime) -> datetime | None:
+    """The UTC deadline of a ``validity`` text, or ``None`` when it cannot be read.
+
+    ``2h`` / ``30m`` are relative to ``accepted_at``; ``2017-04-20 11:50:05 GMT``,
+    ``…+8``, ``…-07:00`` are absolute; without a zone CE(S)T is assumed.
+    """
+    match = _RELATIVE.match(text)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2).lower()
+        return accepted_at + (timedelta(hours=amount) if unit == "h" else timedelta(minutes=amount))
+    match = _ABSOLUTE.match(text)
+    if not match:
+        return None
+    day, clock, zone = match.groups()
+    if clock.count(":") == 1:
+        clock += ":00"
+    try:
+        naive = datetime.fromisoformat(f"{day}T{clock.zfill(8)}")
+    except ValueError:
+        return None
+    if zone is None:
+        return naive.replace(tzinfo=_CET).astimezone(UTC)
+    zone = zone.upper()
+    if zone in {"GMT", "UTC", "Z"}:
+        return naive.replace(tzinfo=UTC)
+    sign = -1 if zone[0] == "-" else 1
+    digits = zone[1:].replace(":", "")
+    hours, minutes = (int(digits[:-2]), int(digits[-2:])) if len(digits) > 2 else (int(digits), 0)
+    if hours > 14 or minutes > 59:
+        return None
+    return naive.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes))).astimezone(UTC)
+
+
+# --- outcomes ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The decided fate of one accepted message."""
+
+    status_code: int  # final: 1 rejected, 2 delivered, 3 failed
+    error_code: int
+    error_description: str
+    channel: str | None
+    operator: str
+    accepted_delay: float  # simulated seconds from acceptance to the code-0 report
+    final_delay: float  # simulated seconds from acceptance to the final report
+
+
+_DEFAULT_OPERATORS = {
+    "31": "KPN", "32": "Proximus", "33": "Orange France", "34": "Movistar", "39": "TIM",
+    "44": "Vodafone UK", "49": "Telekom.de", "1": "AT&T", "27": "Vodacom", "61": "Telstra",
+}
+
+
+def _longest(mapping: dict[str, Any], number: str) -> Any:
+    best = None
+    for prefix in mapping:
+        p = _digits(prefix)
+        if number.startswith(p) and (best is None or len(p) > len(_digits(best))):
+            best = prefix
+    return mapping[best] if best is not None else None
+
+
+def decide_outcome(record: dict[str, Any], accepted_at: datetime, config: GatewayConfig) -> Outcome:
+    """Draw a message's outcome from the configured rules, deterministically.
+
+    The draw is seeded by ``config.seed`` and the message's content (number,
+    reference, body, channels), so the same message gets the same fate
+    whatever order concurrent requests arrive in.
+    """
+    number = _digits(record["number"])
+    rng = random.Random(f"{config.seed}|{number}|{record.get('reference')}|{record['body']}|{record.get('channels')}")
+    rule = dict(_longest(dict(config.prefix_rules), number) or {})
+    operator = rule.get("operator") or _longest(dict(config.operators), number) or _longest(_DEFAULT_OPERATORS, number) or "Simulated Operator"
+    channels = record["channels"].split(",") if record.get("channels") else [None]
+    elapsed = 0.0
+    status, error = 2, 0
+    channel = channels[0]
+    for i, channel in enumerate(channels):
+        rates = {"delivered": config.delivered_rate, "failed": config.failed_rate, "rejected": config.rejected_rate}
+        chan_rule = _channel_rule(config, channel)
+        rates.update(_rates(rule))
+        rates.update(_rates(chan_rule))
+        delay = float(chan_rule.get("delay", rule.get("delay", config.delivery_delay)))
+        elapsed += rng.expovariate(1.0 / delay) if delay > 0 else 0.0
+        draw = rng.random() * (sum(rates.values()) or 1.0)
+        if draw < rates["delivered"]:
+            status, error = 2, 0
+        elif draw < rates["delivered"] + rates["failed"]:
+            status, error = 3, rng.choice(config.failed_codes)
+        else:
+            status, error = 1, rng.choice(config.rejected_codes)
+        if status == 2 or i == len(channels) - 1:
+            break  # fallback: a failed channel hands over to the next one at once
+    deadline = parse_validity(record.get("validity") or config.default_validity, accepted_at)
+    cap = accepted_at + timedelta(hours=config.max_validity_hours)
+    deadline = min(deadline or cap, cap)
+    accepted_delay = min(config.accepted_delay * (0.5 + rng.random()), elapsed) if elapsed else 0.0
+    if status == 2 and accepted_at + timedelta(seconds=elapsed) > deadline:
+        status, error = 3, 39
+        elapsed = max((deadline - accepted_at).total_seconds(), accepted_delay)
+    return Outcome(status, error, DELIVERY_ERROR_CODES.get(error, "Unknown error"), channel, operator,
+                   accepted_delay, elapsed)
+
+
+def _rates(rule: dict[str, Any]) -> dict[str, float]:
+    """The outcome shares a rule sets (``delivered_rate`` or short ``delivered``)."""
+    out = {}
+    for key, value in rule.items():
+        name = key.removesuffix("_rate")
+        if name in {"delivered", "failed", "rejected"}:
+            out[name] = float(value)
+    return out
+
+
+def _channel_rule(config: GatewayConfig, channel: str | None) -> dict[str, Any]:
+    if channel is None:
+        return {}
+    for name, rule in config.channel_rules.items():
+        if name.lower() == channel.lower():
+            return dict(rule)
+    return {}
+
+
+class SimClock:
+    """Accelerated time: a simulated delay of ``d`` seconds takes ``d / time_scale`` real seconds.
+
+    Report timestamps are the acceptance time plus the simulated delay (so a
+    campaign's latencies look real); the gateway pushes them, and the
+    Transactions API shows them, once their real due time has come.
+    """
+
+    def __init__(self, time_scale: float = 1.0) -> None:
+        self.scale = float(time_scale)
+
+    @staticmethod
+    def now() -> datetime:
+        """The current (real) UTC time."""
+        return datetime.now(UTC)
+
+    def due(self, start: datetime, sim_seconds: float) -> datetime:
+        """When (real time) something ``sim_seconds`` of simulated time after ``start`` happens."""
+        return start + timedelta(seconds=sim_seconds / self.scale)

@@ -1,0 +1,327 @@
+"""The gateway over HTTP: an ASGI app (starlette pieces) served by uvicorn on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..exceptions import GatewayError
+from ..secret import ENV_VAR
+from .config import GatewayConfig, as_config
+from .core import MESSAGE_PATH, TRANSACTIONS_PATH, Gateway, Reply
+
+__all__ = ["make_app", "serve_gateway", "RunningGateway", "ServerThread", "main"]
+
+
+def _drop(send: Any) -> None:
+    """Close the connection under this request without answering it."""
+    cycle = getattr(send, "__self__", None)  # uvicorn's RequestResponseCycle (h11 and httptools)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise GatewayError("cannot drop the connection: not running under uvicorn")
+    cycle.disconnected = True  # so uvicorn writes no 500 of its own afterwards
+    transport.close()
+
+
+def make_app(gateway: Gateway):
+    """The ASGI application of a :class:`~cmframe.gateway.core.Gateway`.
+
+    A bare ASGI callable rather than a routed ``Starlette`` app: dropping a
+    connection needs the server's own ``send``, which middleware would wrap.
+    """
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        reply: Reply = gateway.handle(scope["method"], scope["path"], headers, body, dict(request.query_params))
+        if reply.delay > 0:
+            await asyncio.sleep(reply.delay)
+        if reply.action == "drop":
+            _drop(send)
+            return
+        await Response(reply.body, status_code=reply.status, headers=reply.headers)(scope, receive, send)
+
+    return app
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn on a loopback socket, in a daemon thread.
+
+    Works from tests, scripts and a running Jupyter kernel (the server gets its
+    own event loop in its own thread; no signal handlers are installed).
+
+    Parameters
+    ----------
+    app : ASGI application
+    host : str
+    port : int
+        ``0`` picks a free port.
+    """
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        import uvicorn
+
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._sock.bind((host, port))
+        except OSError as exc:
+            self._sock.close()
+            raise GatewayError(f"cannot listen on {host}:{port}: {exc}") from None
+        self._sock.listen(1024)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1,
+            interface="asgi3", proxy_headers=False,
+            backlog=1024,
+        ))
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock])
+        except BaseException as exc:  # reported by start()
+            self._error = exc
+
+    def start(self, timeout: float = 15.0) -> ServerThread:
+        """Start serving; return once the server accepts connections."""
+        self._thread = threading.Thread(target=self._run, name=f"cmframe-server-{self.port}", daemon=True)
+        self._thread.start()
+        waited, ready = 0.0, threading.Event()
+        while not self._server.started:
+            if self._error is not None or not self._thread.is_alive():
+                self.stop()
+                raise GatewayError(f"the server did not start: {self._error!r}")
+            if waited > timeout:
+                self.stop()
+                raise GatewayError("the server did not start in time")
+            ready.wait(0.01)
+            waited += 0.01
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (Ctrl-C)."""
+        try:
+            self._server.run(sockets=[self._sock])
+        finally:
+            self._sock.close()
+
+    def stop(self) -> None:
+        """Stop serving (pending slow answers are cut after about a second)."""
+        if self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                self._server.force_exit = True
+                self._thread.join(timeout=5)
+            self._thread = None
+        self._sock.close()
+
+
+class RunningGateway:
+    """A gateway served by uvicorn in a background thread.
+
+    Attributes
+    ----------
+    url : str
+        Base URL, ``http://127.0.0.1:PORT``.
+    message_url : str
+        ``url + "/v1.0/message"``.
+    transactions_url : str
+        ``url + "/v1.2/transactions/"``.
+    ledger : pathlib.Path
+        The SQLite ledger file.
+    gateway : cmframe.gateway.Gateway
+        The logic object (config, clock, reports).
+    """
+
+    def __init__(self, config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.config = config
+        self.gateway = Gateway(config)
+        try:
+            self._server = ServerThread(make_app(self.gateway), host=host, port=port)
+        except GatewayError:
+            self.gateway.close()
+            raise
+        self.host, self.port, self.url = self._server.host, self._server.port, self._server.url
+        self.message_url = self.url + MESSAGE_PATH
+        self.transactions_url = self.url + TRANSACTIONS_PATH
+        self.ledger = self.gateway.ledger.path
+
+    def __repr__(self) -> str:
+        return f"<RunningGateway {self.url} ledger={str(self.ledger)!r}>"
+
+    def start(self, timeout: float = 15.0) -> RunningGateway:
+        """Start serving in a daemon thread; return once the server accepts connections."""
+        try:
+            self._server.start(timeout)
+        except GatewayError:
+            self.gateway.close()
+            raise
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (the CLI)."""
+        try:
+            self._server.serve_forever()
+        finally:
+            self.gateway.close()
+
+    def stop(self) -> None:
+        """Stop the server and the report delivery; the ledger stays readable."""
+        self._server.stop()
+        self.gateway.close()
+
+    def ledger_frame(self) -> pd.DataFrame:
+        """One row per accepted message: fields, request id, times and decided outcome."""
+        return self.gateway.ledger.frame("messages")
+
+    def requests_frame(self) -> pd.DataFrame:
+        """One row per ``POST /v1.0/message`` request, with its fault and answer."""
+        return self.gateway.ledger.frame("requests")
+
+    def deliveries_frame(self) -> pd.DataFrame:
+        """One row per attempt to push a status report."""
+        return self.gateway.ledger.frame("deliveries")
+
+    def wait_reports(self, timeout: float = 30.0) -> bool:
+        """Block until every scheduled status report has been pushed; True when done."""
+        return self.gateway.wait_reports(timeout)
+
+    def export_csv(self, path: str | Path) -> Path:
+        """Write the reports known so far as a dashboard-style CSV export."""
+        from .reports import export_csv
+
+        return export_csv(self.gateway, path)
+
+    @property
+    def request_count(self) -> int:
+        """``POST /v1.0/message`` requests received so far."""
+        return self.gateway.request_count
+
+    def __enter__(self) -> RunningGateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def serve_gateway(config: GatewayConfig | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                  **options: Any) -> Iterator[RunningGateway]:
+    """Run the embedded gateway on loopback for the duration of a ``with`` block.
+
+    Parameters
+    ----------
+    config : GatewayConfig, optional
+        Options as one object; ``**options`` override its fields.
+    host : str
+        Interface to listen on (loopback by default).
+    port : int
+        ``0`` (default) picks a free port.
+    **options
+        Any :class:`GatewayConfig` field (see the :mod:`cmframe.gateway` docstring).
+
+    Yields
+    ------
+    RunningGateway
+        With ``.url``, ``.message_url``, ``.ledger``, ``.ledger_frame()``, ``.stop()``.
+
+    Examples
+    --------
+    >>> with serve_gateway(tokens=["00000000-0000-0000-0000-000000000000"]) as gw:  # doctest: +SKIP
+    ...     results = plan.cm.send(url=gw.message_url, token="00000000-0000-0000-0000-000000000000")
+    """
+    running = RunningGateway(as_config(config, options), host=host, port=port).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cmframe gateway", description="Run the embedded CM gateway.")
+    a = p.add_argument
+    a("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    a("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    a("--token", action="append", default=None,
+      help=f"a valid product token (repeatable); default: ${ENV_VAR} if set, else any token")
+    a("--ledger", default="gateway-ledger.sqlite", help="SQLite ledger file")
+    a("--seed", default="0", help="seed of outcomes and random faults")
+    a("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
+    a("--balance", type=int, default=None, help="trial balance in parts (102 once spent)")
+    a("--blacklist", action="append", default=[], help="blacklisted number (repeatable)")
+    a("--spam-word", action="append", default=[], help="word that gets a body spam-filtered (repeatable)")
+    for name in ("delivered", "failed", "rejected"):
+        a(f"--{name}-rate", type=float, default=None, help=f"share of accepted messages {name}")
+    a("--accepted-delay", type=float, default=None, help="simulated seconds to the code-0 report")
+    a("--delivery-delay", type=float, default=None, help="mean simulated seconds to the final report")
+    a("--faults", default="", help="fault script, one action per request: 'ok,500,drop_after,429:1,slow:5'")
+    for name in ("error", "throttle", "unavailable", "drop-before", "drop-after"):
+        a(f"--{name}-rate", type=float, default=None, help=f"random {name} fault rate")
+    a("--latency", type=float, default=None, help="seconds added to every answer")
+    a("--latency-jitter", type=float, default=None, help="random extra seconds (uniform)")
+    a("--webhook", default=None, help="URL status reports are pushed to")
+    a("--report-format", default="json", choices=["json", "xml", "get", "form"])
+    a("--report-batch", type=int, default=1, help="reports per push (json/xml)")
+    a("--duplicate-rate", type=float, default=None, help="share of reports pushed twice")
+    a("--reorder-rate", type=float, default=None, help="share of reports held back (arrive out of order)")
+    a("--export-csv", default=None, help="write a CSV export of the reports on exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``cmframe gateway``: serve the embedded gateway until interrupted."""
+    args = _parser().parse_args(argv)
+    tokens = args.token
+    if tokens is None and os.environ.get(ENV_VAR, "").strip():
+        tokens = [os.environ[ENV_VAR]]
+    options: dict[str, Any] = {
+        "tokens": tokens, "ledger": args.ledger, "seed": args.seed, "time_scale": args.time_scale,
+        "balance": args.balance, "blacklist": frozenset(args.blacklist), "spam_words": tuple(args.spam_word),
+        "faults": tuple(f for f in args.faults.split(",") if f.strip()), "webhook": args.webhook,
+        "report_format": args.report_format, "report_batch": args.report_batch, "export_csv": args.export_csv,
+    }
+    for name in ("delivered_rate", "failed_rate", "rejected_rate", "accepted_delay", "delivery_delay",
+                 "error_rate", "throttle_rate", "unavailable_rate", "drop_before_rate", "drop_after_rate",
+                 "latency", "latency_jitter", "duplicate_rate", "reorder_rate"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    try:
+        running = RunningGateway(GatewayConfig(**options), host=args.host, port=args.port)
+    except (GatewayError, ValueError) as exc:
+        print(f"cmframe gateway: {exc}", file=sys.stderr)
+        return 2
+    auth = f"{len(tokens)} token(s)" if tokens else "any product token"
+    print(f"cmframe gateway on {running.url} (POST {running.message_url}; accepting {auth}; "
+          f"ledger {running.ledger}); Ctrl-C stops", flush=True)
+    try:
+        running.serve_forever()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: a normal stop
+        pass
+    return 0

@@ -1,0 +1,607 @@
+"""The send journal: a SQLite file that makes a campaign resumable and auditable.
+
+A journal records the plan, then every chunk (its request body *without* the
+product token, and the plan positions of its rows) before anything is sent.
+Each chunk then moves through states, each change committed in its own
+transaction::
+
+    pending --(committed BEFORE the POST)--> in_flight --> answered
+                                                       '--> unknown   (sent, no usable answer)
+    in_flight --(certainly not processed)--> pending   (retry, or a later run)
+
+A chunk left ``in_flight`` by a crash may have been accepted by the gateway: its
+rows are ``unknown`` and are only sent again when the user asks
+(``send(..., resend_unknown=True)``), as new chunks appended to the journal. The
+result of a row is the outcome of the *last* chunk that carried it.
+
+:func:`read_journal` rebuilds the result frame from the file alone, in a new
+process. The product token is never written to the journal.
+"""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from .exceptions import JournalError, JournalMismatch
+from .schema import RESULT_COLUMNS
+
+__all__ = [
+    "Journal",
+    "Answer",
+    "parse_answer",
+    "assemble",
+    "read_journal",
+    "REJECTING_CODES",
+    "FORMAT",
+]
+
+FORMAT = "cmframe-journal/1"
+
+#: Request-level codes after which the gateway created no message of the request.
+REJECTING_CODES: frozenset[int] = frozenset({101, 102, 103, 202, 203})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plan (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk INTEGER PRIMARY KEY,
+    rows BLOB NOT NULL,          -- int64 plan positions, in (msg, to) order
+    body BLOB NOT NULL,          -- the request body, without authentication
+    n INTEGER NOT NULL,          -- (msg, to) pairs in the request
+    state TEXT NOT NULL,         -- pending / in_flight / answered / unknown
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,             -- epoch seconds of the last POST
+    answered_at REAL,
+    http_status INTEGER,
+    response BLOB,
+    reason TEXT,
+    resend_of TEXT               -- chunks whose unknown rows this chunk resends
+);
+"""
+
+_STATES = ("pending", "in_flight", "answered", "unknown")
+
+
+def _positions(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<i8").astype(np.intp, copy=False)
+
+
+class Journal:
+    """A SQLite journal of one campaign (``path=None`` keeps it in memory).
+
+    Parameters
+    ----------
+    path : str, Path or None
+        The journal file; created when missing.
+    create : bool
+        Allow creating a new file (``read_journal`` opens existing ones only).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
+        self.path = None if path is None else Path(path)
+        if self.path is not None and not create and not self.path.exists():
+            raise JournalError(f"no journal at {str(self.path)!r}")
+        target = ":memory:" if self.path is None else str(self.path)
+        try:
+            # one thread at a time uses it, but maybe not the creating thread (Jupyter)
+            self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+            if self.path is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # FULL: an in_flight mark must survive even a power cut before the POST
+                self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{target!r} is not a usable journal: {exc}") from None
+
+    # -- lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path) if self.path else ':memory:'!r})"
+
+    def _tx(self, sql: str, args: Sequence[Any] = ()) -> None:
+        with self._db:  # a transaction per state change
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(sql, args)
+
+    # -- meta and plan ----------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        """The journal's metadata (format, fingerprint, rows, chunk size, ...)."""
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def is_new(self) -> bool:
+        """True while nothing has been recorded."""
+        return not self.meta()
+
+    def start(
+        self,
+        fingerprint: str,
+        plan: pd.DataFrame,
+        chunks: Iterable[tuple[int, bytes, np.ndarray]],
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the plan and all its chunks as ``pending`` in one transaction.
+
+        Raises :class:`~cmframe.exceptions.JournalMismatch` when the journal
+        already holds another plan; does nothing when it holds the same one.
+        """
+        existing = self.meta()
+        if existing:
+            self.check(fingerprint, meta)
+            return
+        info = {"format": FORMAT, "fingerprint": fingerprint, "created_at": repr(time.time())}
+        info.update({k: str(v) for k, v in (meta or {}).items()})
+        blob = _plan_to_bytes(plan)
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT INTO meta VALUES (?, ?)", list(info.items()))
+            self._db.execute("INSERT INTO plan VALUES (1, ?)", (blob,))
+            self._db.executemany(
+                "INSERT INTO chunks (chunk, rows, body, n, state) VALUES (?, ?, ?, ?, 'pending')",
+                (
+                    (int(c), np.asarray(r, dtype="<i8").tobytes(), bytes(b), len(r))
+                    for c, b, r in chunks
+                ),
+            )
+
+    def check(self, fingerprint: str, meta: dict[str, Any] | None = None) -> None:
+        """Raise :class:`JournalMismatch` unless the journal was written for this plan."""
+        existing = self.meta()
+        if existing.get("format") != FORMAT:
+            raise JournalError(f"{self!r} is not a cmframe journal")
+        if existing.get("fingerprint") == fingerprint:
+            return
+        hints = [
+            f"{k} was {existing[k]} and is now {v}"
+            for k, v in (meta or {}).items()
+            if k in existing and existing[k] != str(v)
+        ]
+        raise JournalMismatch(
+            f"the journal {str(self.path)!r} was written for a different plan"
+            + (f" ({'; '.join(hints)})" if hints else "")
+            + ": use a new journal file for a new campaign, or send the same plan to resume"
+        )
+
+    def plan(self) -> pd.DataFrame:
+        """The plan recorded when the campaign started."""
+        row = self._db.execute("SELECT data FROM plan WHERE id = 1").fetchone()
+        if row is None:
+            raise JournalError(f"{self!r} holds no plan")
+        return pd.read_parquet(io.BytesIO(row[0]))
+
+    # -- chunks -----------------------------------------------------------------
+    def records(self) -> list[dict[str, Any]]:
+        """Every chunk's state (without bodies), in chunk order; ``rows`` as positions."""
+        cur = self._db.execute(
+            "SELECT chunk, rows, n, state, attempts, started_at, answered_at, http_status,"
+            " response, reason, resend_of FROM chunks ORDER BY chunk"
+        )
+        names = [d[0] for d in cur.description]
+        out = []
+        for values in cur.fetchall():
+            rec = dict(zip(names, values, strict=True))
+            rec["rows"] = _positions(rec["rows"])
+            out.append(rec)
+        return out
+
+    def body(self, chunk: int) -> bytes:
+        """The recorded request body of a chunk (no authentication in it)."""
+        row = self._db.execute("SELECT body FROM chunks WHERE chunk = ?", (int(chunk),)).fetchone()
+        if row is None:
+            raise JournalError(f"no chunk {chunk} in {self!r}")
+        return bytes(row[0])
+
+    def bodies(self) -> list[tuple[int, bytes, np.ndarray]]:
+        """Every chunk as ``(chunk, body, rows)``, as ``build.request_bodies`` yields them."""
+        cur = self._db.execute("SELECT chunk, body, rows FROM chunks ORDER BY chunk")
+        return [(int(c), bytes(b), _positions(r)) for c, b, r in cur.fetchall()]
+
+    def add_chunks(self, chunks: Iterable[tuple[int, bytes, np.ndarray]], resend_of: str) -> None:
+        """Append chunks (resends of unknown rows) as ``pending``."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT INTO chunks (chunk, rows, body, n, state, resend_of)"
+                " VALUES (?, ?, ?, ?, 'pending', ?)",
+                (
+                    (int(c), np.asarray(r, dtype="<i8").tobytes(), bytes(b), len(r), resend_of)
+                    for c, b, r in chunks
+                ),
+            )
+
+    def mark_in_flight(self, chunk: int, at: float) -> None:
+        """Committed before the POST: from here on the outcome may be 'accepted'."""
+        self._tx(
+            "UPDATE chunks SET state='in_flight', attempts=attempts+1, started_at=?, reason=NULL"
+            " WHERE chunk=?",
+            (at, int(chunk)),
+        )
+
+    def mark_pending(self, chunk: int, reason: str | None = None) -> None:
+        """The chunk certainly was not processed: it may be sent (again)."""
+        self._tx(
+            "UPDATE chunks SET state='pending', reason=?, http_status=NULL, response=NULL,"
+            " answered_at=NULL WHERE chunk=?",
+            (reason, int(chunk)),
+        )
+
+    def mark_pending_many(self, chunks: Iterable[int], reason: str) -> None:
+        """Give chunks that stay ``pending`` a reason, in one transaction."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "UPDATE chunks SET reason=? WHERE chunk=? AND state='pending'",
+                [(reason, int(c)) for c in chunks],
+            )
+
+    def mark_answered(self, chunk: int, at: float, http_status: int, response: bytes) -> None:
+        """The gateway answered; the answer is parsed when results are assembled."""
+        self._tx(
+            "UPDATE chunks SET state='answered', answered_at=?, http_status=?, response=?,"
+            " reason=NULL WHERE chunk=?",
+            (at, int(http_status), bytes(response), int(chunk)),
+        )
+
+    def mark_unknown(
+        self,
+        chunk: int,
+        at: float,
+        reason: str,
+        http_status: int | None = None,
+        response: bytes | None = None,
+    ) -> None:
+        """Sent, but no usable answer: the messages may or may not have been accepted."""
+        self._tx(
+            "UPDATE chunks SET state='unknown', answered_at=?, reason=?, http_status=?,"
+            " response=? WHERE chunk=?",
+            (at, reason, http_status, response, int(chunk)),
+        )
+
+
+def _plan_to_bytes(plan: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    try:
+        plan.to_parquet(buf)
+    except Exception:  # odd caller columns (mixed objects): keep them as text
+        buf = io.BytesIO()
+        frame = plan.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        for name in frame.columns:
+            if pd.api.types.is_object_dtype(frame[name].dtype):
+                frame[name] = frame[name].astype("string")
+        frame.to_parquet(buf)
+    return buf.getvalue()
+
+
+# -- answers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A gateway answer, parsed tolerantly.
+
+    ``kind`` is ``"messages"`` (per-message entries to map), ``"request_rejected"``
+    (the whole request refused, no message created) or ``"unknown"`` (the answer
+    does not say what happened; ``reason`` tells why).
+    """
+
+    kind: str
+    http_status: int | None
+    error_code: int | None = None
+    details: str | None = None
+    entries: list[dict[str, Any]] | None = None
+    reason: str | None = None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_answer(http_status: int | None, body: bytes | None) -> Answer:
+    """Classify a gateway answer (any HTTP status; the body is parsed whatever it is).
+
+    Parameters
+    ----------
+    http_status : int or None
+        The HTTP status.
+    body : bytes or None
+        The answer's body.
+
+    Returns
+    -------
+    Answer
+    """
+    if http_status is not None and http_status >= 500:
+        code, details = None, None
+        try:
+            doc = orjson.loads(body or b"")
+            if isinstance(doc, dict):
+                low = {str(k).lower(): v for k, v in doc.items()}
+                code, details = _int_or_none(low.get("errorcode")), low.get("details")
+        except orjson.JSONDecodeError:
+            pass
+        return Answer(
+            "unknown",
+            http_status,
+            code,
+            details if isinstance(details, str) else None,
+            reason=f"HTTP {http_status}: the request may or may not have been processed",
+        )
+    try:
+        doc = orjson.loads(body or b"")
+    except orjson.JSONDecodeError:
+        return Answer("unknown", http_status, reason=f"HTTP {http_status}: unparsable answer")
+    if not isinstance(doc, dict):
+        return Answer("unknown", http_status, reason=f"HTTP {http_status}: unexpected answer")
+    low = {str(k).lower(): v for k, v in doc.items()}
+    code = _int_or_none(low.get("errorcode"))
+    details = low.get("details") if isinstance(low.get("details"), str) else None
+    messages = low.get("messages")
+    if isinstance(messages, list) and messages:
+        if not all(isinstance(m, dict) for m in messages):
+            return Answer(
+                "unknown", http_status, code, details, reason="malformed 'messages' in the answer"
+            )
+        return Answer("messages", http_status, code, details, entries=messages)
+    if code in REJECTING_CODES or (http_status is not None and 400 <= http_status < 500):
+        return Answer("request_rejected", http_status, code, details)
+    return Answer(
+        "unknown",
+        http_status,
+        code,
+        details,
+        reason=f"HTTP {http_status}: the answer lists no message",
+    )
+
+
+# -- results -------------------------------------------------------------------
+
+_INT_COLS = ("parts", "message_error_code", "http_status", "request_error_code", "chunk")
+_STR_COLS = ("status", "message_details", "request_details")
+
+
+def _number_key(values: pd.Series) -> pd.Series:
+    """Digits only, without a leading ``00``: '+31 6…', '0031 6…' and '316…' match."""
+    s = values.astype("string").fillna("")
+    return s.str.replace(r"\D", "", regex=True).str.replace(r"^00", "", regex=True)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Any JSON scalars as nullable strings (None/NaN -> <NA>), without a Python loop."""
+    return values.astype(object).astype("string")
+
+
+def _text_key(values: pd.Series) -> pd.Series:
+    return values.astype("string").fillna("")
+
+
+def _block(rows: np.ndarray, chunk: int, **scalars: Any) -> pd.DataFrame:
+    frame = pd.DataFrame({"pos": np.asarray(rows, dtype=np.intp), "chunk": chunk})
+    for name, value in scalars.items():
+        frame[name] = value
+    return frame
+
+
+def _plan_column(plan: pd.DataFrame, name: str) -> pd.Series:
+    if name in plan.columns:
+        return plan[name].reset_index(drop=True)
+    return pd.Series(pd.NA, index=pd.RangeIndex(len(plan)), dtype="string")
+
+
+def _map_entries(plan: pd.DataFrame, answered: list[tuple[dict, Answer]]) -> pd.DataFrame:
+    """Map per-message entries to rows by (chunk, reference, number) and order.
+
+    Rows of a (chunk, reference, number) group whose entry count differs from the
+    number of rows sent are ``unknown``: a wrong match is worse than none.
+    """
+    if not answered:
+        return pd.DataFrame()
+    expected = pd.concat(
+        [
+            _block(
+                rec["rows"],
+                rec["chunk"],
+                http_status=ans.http_status,
+                request_error_code=ans.error_code,
+                request_details=ans.details,
+                sent_at=rec["answered_at"],
+            )
+            for rec, ans in answered
+        ],
+        ignore_index=True,
+    )
+    entries = []
+    for rec, ans in answered:
+        frame = pd.DataFrame.from_records(ans.entries)
+        frame.columns = [str(c).lower() for c in frame.columns]
+        frame = frame.loc[:, ~frame.columns.duplicated()]
+        frame["chunk"] = rec["chunk"]
+        entries.append(frame)
+    got = pd.concat(entries, ignore_index=True)
+    for name in ("to", "reference", "status", "parts", "messageerrorcode", "messagedetails"):
+        if name not in got.columns:
+            got[name] = None
+    number, reference = _plan_column(plan, "number"), _plan_column(plan, "reference")
+    pos = expected["pos"].to_numpy()
+    expected["num"] = _number_key(number.iloc[pos]).to_numpy()
+    expected["ref"] = _text_key(reference.iloc[pos]).to_numpy()
+    got["num"] = _number_key(_as_text(got["to"]))
+    got["ref"] = _text_key(_as_text(got["reference"]))
+    keys = ["chunk", "ref", "num"]
+    expected["k"] = expected.groupby(keys, sort=False).cumcount()
+    expected["n_expected"] = expected.groupby(keys, sort=False)["pos"].transform("size")
+    got["k"] = got.groupby(keys, sort=False).cumcount()
+    got["n_got"] = got.groupby(keys, sort=False)["k"].transform("size")
+    got = got[keys + ["k", "n_got", "status", "parts", "messageerrorcode", "messagedetails"]]
+    merged = expected.merge(got, on=keys + ["k"], how="left", sort=False)
+    n_got = merged["n_got"].fillna(0).astype(int)
+    raw_status = _as_text(merged["status"])
+    status = raw_status.str.strip().str.lower()
+    ok = (n_got == merged["n_expected"]).to_numpy()
+    known = status.isin(["accepted", "rejected"]).fillna(False).to_numpy(dtype=bool)
+    out = merged[["pos", "chunk", "http_status", "request_error_code", "request_details"]].copy()
+    out["sent_at"] = merged["sent_at"]
+    out["status"] = np.where(ok & known, status.fillna("unknown").to_numpy(dtype=object), "unknown")
+    out["parts"] = pd.to_numeric(merged["parts"], errors="coerce")
+    out["message_error_code"] = pd.to_numeric(merged["messageerrorcode"], errors="coerce")
+    details = _as_text(merged["messagedetails"]).to_numpy(dtype=object, na_value=None)
+    # reasons are built for the (rare) rows that need one only
+    bad = ~ok
+    if bad.any():
+        details[bad] = (
+            "unknown: the answer lists "
+            + n_got[bad].astype(str)
+            + " entries for this number and reference, "
+            + merged.loc[bad, "n_expected"].astype(str)
+            + " were sent"
+        ).to_numpy(dtype=object)
+    odd = ok & ~known
+    if odd.any():
+        shown = raw_status[odd].fillna("(none)").astype(str)
+        details[odd] = ("unknown: unrecognised status " + shown).to_numpy(dtype=object)
+    out["message_details"] = details
+    unmapped = ~(ok & known)
+    out.loc[unmapped, ["parts", "message_error_code"]] = np.nan
+    return out
+
+
+def assemble(plan: pd.DataFrame, records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Build the result frame: the plan plus ``schema.RESULT_COLUMNS``.
+
+    Parameters
+    ----------
+    plan : DataFrame
+        The plan that was sent (never modified).
+    records : sequence of dict
+        Chunk records as :meth:`Journal.records` returns them, in chunk order.
+
+    Returns
+    -------
+    DataFrame
+        One outcome per plan row: the last chunk carrying a row decides it.
+    """
+    blocks: list[pd.DataFrame | int] = []  # an int: index into `answered`, mapped below
+    answered: list[tuple[dict, Answer]] = []
+    for rec in records:
+        state, rows, chunk = rec["state"], rec["rows"], rec["chunk"]
+        if state == "pending":
+            blocks.append(
+                _block(rows, chunk, status="not_sent", request_details=rec["reason"] or "not sent")
+            )
+        elif state == "in_flight":
+            blocks.append(
+                _block(
+                    rows,
+                    chunk,
+                    status="unknown",
+                    sent_at=rec["started_at"],
+                    request_details="unknown: the request was in flight when sending stopped;"
+                    " not resent (use resend_unknown=True after checking status reports)",
+                )
+            )
+        elif state == "unknown":
+            blocks.append(
+                _block(
+                    rows,
+                    chunk,
+                    status="unknown",
+                    sent_at=rec["answered_at"],
+                    http_status=rec["http_status"],
+                    request_details=f"unknown: {rec['reason']}",
+                )
+            )
+        else:
+            ans = parse_answer(rec["http_status"], rec["response"])
+            if ans.kind == "messages":
+                blocks.append(len(answered))
+                answered.append((rec, ans))
+            else:
+                rejected = ans.kind == "request_rejected"
+                text = ans.details if rejected else f"unknown: {ans.reason}"
+                if not rejected and ans.details:
+                    text += f" ({ans.details})"
+                blocks.append(
+                    _block(
+                        rows,
+                        chunk,
+                        status="rejected" if rejected else "unknown",
+                        sent_at=rec["answered_at"],
+                        http_status=ans.http_status,
+                        request_error_code=ans.error_code,
+                        request_details=text,
+                    )
+                )
+    mapped = _map_entries(plan, answered)
+    by_chunk = dict(tuple(mapped.groupby("chunk", sort=False))) if len(mapped) else {}
+    # each mapped chunk goes back in its place so that later chunks win
+    frames = [by_chunk.get(answered[b][0]["chunk"]) if isinstance(b, int) else b for b in blocks]
+    blocks = [b for b in frames if b is not None and len(b)]
+    n = len(plan)
+    columns: dict[str, Any] = {}
+    if blocks:
+        long = pd.concat(blocks, ignore_index=True, sort=False)
+        long = long.drop_duplicates("pos", keep="last").set_index("pos").reindex(range(n))
+    else:
+        long = pd.DataFrame(index=range(n))
+    for name in RESULT_COLUMNS:
+        if name not in long.columns:
+            long[name] = np.nan if name != "status" else None
+    for name in _INT_COLS:
+        columns[name] = pd.array(pd.to_numeric(long[name], errors="coerce"), dtype="Int64")
+    for name in _STR_COLS:
+        columns[name] = _as_text(long[name]).array
+    columns["sent_at"] = pd.to_datetime(
+        pd.to_numeric(long["sent_at"], errors="coerce"), unit="s", utc=True
+    ).astype("datetime64[ns, UTC]").array  # one resolution whatever the input
+    status = columns["status"].fillna("not_sent")
+    if "error_code" in plan.columns:
+        invalid = plan["error_code"].notna().to_numpy(dtype=bool)
+        status[invalid] = "invalid"
+    columns["status"] = status
+    return plan.assign(**{name: columns[name] for name in RESULT_COLUMNS})
+
+
+def read_journal(path: str | Path) -> pd.DataFrame:
+    """Rebuild the result frame of a send from its journal file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The journal given to ``send(..., journal=path)``.
+
+    Returns
+    -------
+    DataFrame
+        The recorded plan plus ``schema.RESULT_COLUMNS``, exactly as ``send``
+        returned it (rows still in flight when the sender stopped are ``unknown``).
+
+    Examples
+    --------
+    >>> results = cmframe.read_journal("spring.cmjournal")  # doctest: +SKIP
+    >>> results["status"].value_counts()  # doctest: +SKIP
+    """
+    with Journal(path, create=False) as journal:
+        if journal.meta().get("format") != FORMAT:
+            raise JournalError(f"{str(path)!r} is not a cmframe journal")
+        return assemble(journal.plan(), journal.records())

@@ -1,0 +1,422 @@
+"""Phone numbers to CM's format: ``"00" + country code + national number``.
+
+Two stages reach one answer:
+
+1. **Vectorised** (Arrow kernels and byte-level numpy, no per-row Python):
+   values made of digits, ``+``, spaces and ``-./()`` are cleaned (``(0)`` after
+   a country code dropped), then ``+<digits>``, ``00<digits>`` and, with
+   ``region=``, national numbers with that region's plain national prefix
+   (``0612345678`` in NL) become E.164 digits.
+2. **phonenumbers, once per distinct value**, for everything stage 1 could not
+   place or did not accept (letters, odd prefixes, a national prefix kept after
+   the country code, ...). Results are cached.
+
+Both stages then apply one rule, vectorised: the country calling code must
+exist, the national number must have a length ``phonenumbers`` calls possible,
+and it must match one of the country's number-type patterns (mobile, fixed
+line, toll free, ...) from ``phonenumbers``' metadata, one regex pass per
+distinct country code. That is ``is_valid_number`` without its
+region-by-leading-digits step; ``strict=True`` adds the exact
+``phonenumbers.is_valid_number``, once per distinct number.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .fragments import byte_view
+from .templates import to_arrow, to_series
+
+__all__ = ["normalize", "normalize_arrow", "reasons", "MISSING", "INVALID"]
+
+#: ``error_code`` of a row without a number (the gateway's "invalid To field").
+MISSING = 302
+#: ``error_code`` of a row whose number is not a phone number.
+INVALID = 303
+
+_LETTERS = re.compile(r"[A-Za-z]")
+_JUNK = re.compile(r"\(0\)|[\s\-./()\[\]]")
+_JUNK_RE2 = r"\(0\)|[\s\-./()\[\]]"
+
+# Byte classes for the stage-1 scan, as weights summed per row with one int32
+# reduceat: digits weigh 0, a "+" 1, a separator 2**10, anything else 2**20.
+_DIGIT = np.zeros(256, dtype=np.uint8)
+_DIGIT[ord("0") : ord("9") + 1] = 1
+_CLASS = np.full(256, 1 << 20, dtype=np.int32)
+_CLASS[ord("0") : ord("9") + 1] = 0
+_CLASS[ord("+")] = 1
+for _ch in " \t\r\n-./()[]":
+    _CLASS[ord(_ch)] = 1 << 10
+_MAX_LEN = 1000  # longer values go to stage 2 (keeps the packed counts apart)
+
+_TYPES = (
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "personal_number",
+    "voip",
+    "pager",
+    "uan",
+    "voicemail",
+)
+
+
+@lru_cache(maxsize=1)
+def _is_cc() -> np.ndarray:
+    table = np.zeros(1000, dtype=bool)
+    for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        if 0 < cc < 1000:
+            table[cc] = True
+    return table
+
+
+@lru_cache(maxsize=4096)
+def _possible(cc: int, length: int) -> bool:
+    """Whether phonenumbers calls a national number of this length possible for the country."""
+    if length < 2 or length > 17:
+        return False
+    num = phonenumbers.PhoneNumber(country_code=cc, national_number=int("1" * length))
+    return phonenumbers.is_possible_number(num)
+
+
+@lru_cache(maxsize=512)
+def _plan_pattern(cc: int) -> str:
+    """``^<cc>(?:...)$``: the number-type patterns of every region sharing the code."""
+    patterns = []
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ()):
+        if region == "001":
+            md = phonenumbers.PhoneMetadata.metadata_for_nongeo_region(cc)
+        else:
+            md = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if md is None:
+            continue
+        # the number types is_valid_number accepts, not the looser general pattern
+        for kind in _TYPES:
+            desc = getattr(md, kind, None)
+            if desc is not None and desc.national_number_pattern:
+                patterns.append(desc.national_number_pattern)
+    if not patterns:
+        return "^$"
+    return f"^{cc}(?:" + "|".join(f"(?:{p})" for p in dict.fromkeys(patterns)) + ")$"
+
+
+@lru_cache(maxsize=256)
+def _national_prefix(region: str) -> tuple[int, str] | None:
+    """``(country code, plain national prefix)`` of a region, when stage 1 can use it."""
+    md = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if md is None or not md.national_prefix or not md.national_prefix.isdigit():
+        return None
+    # a parsing rule beyond "strip the prefix" (carrier codes, ...) is left to phonenumbers
+    if md.national_prefix_for_parsing and md.national_prefix_for_parsing != md.national_prefix:
+        return None
+    if md.national_prefix_transform_rule:
+        return None
+    return md.country_code, md.national_prefix
+
+
+def _per_row(table: np.ndarray, starts: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Per row: the sum of ``table`` over its bytes (int32 reduceat: fast)."""
+    n = len(starts) - 1
+    out = np.zeros(n, dtype=np.int64)
+    lengths = starts[1:] - starts[:-1]
+    nonempty = np.flatnonzero(lengths > 0)
+    if len(nonempty) and len(data):
+        weights = table[data]
+        if not weights.any():
+            return out
+        out[nonempty] = np.add.reduceat(weights, starts[:-1][nonempty].astype(np.intp), dtype=np.int32)
+    return out
+
+
+def _byte_at(starts: np.ndarray, data: np.ndarray, k: int) -> np.ndarray:
+    """Per row: the k-th byte, or 0 when the row is shorter."""
+    lengths = starts[1:] - starts[:-1]
+    has = lengths > k
+    out = np.zeros(len(lengths), dtype=np.int64)
+    out[has] = data[starts[:-1][has] + k]
+    return out
+
+
+def _check_e164(digits: pa.Array) -> np.ndarray:
+    """Validity of E.164 digit strings (no ``+``/``00``): known code, possible length, type pattern."""
+    return _check_e164_cc(digits)[0]
+
+
+def _check_e164_cc(
+    digits: pa.Array, assume_digits: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ok, country code, code length)`` per row (code 0 when unknown)."""
+    n = len(digits)
+    ok = np.zeros(n, dtype=bool)
+    if n == 0:
+        return ok, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    digits = pc.fill_null(digits, "")
+    starts, data = byte_view(digits)
+    lengths = starts[1:] - starts[:-1]
+    all_digits = True if assume_digits else _per_row(1 - _DIGIT, starts, data) == 0
+    d = [_byte_at(starts, data, k) - 48 for k in range(3)]
+    is_cc = _is_cc()
+    cc = np.zeros(n, dtype=np.int64)
+    cc_len = np.zeros(n, dtype=np.int64)
+    value = np.zeros(n, dtype=np.int64)
+    for k in range(3):  # country codes are prefix-free: the first hit is the code
+        value = value * 10 + np.clip(d[k], 0, 9)
+        hit = (cc == 0) & (lengths > k) & is_cc[value]
+        cc = np.where(hit, value, cc)
+        cc_len = np.where(hit, k + 1, cc_len)
+    known = (cc > 0) & all_digits
+    if not known.any():
+        return ok, cc, cc_len
+    pairs = cc[known] * 100 + np.clip(lengths[known] - cc_len[known], 0, 99)
+    # a dense lookup table instead of np.unique: no sort over a million rows
+    table = np.zeros(100_000, dtype=bool)
+    for u in np.flatnonzero(np.bincount(pairs, minlength=1)):
+        table[u] = _possible(int(u // 100), int(u % 100))
+    ok[known] = table[pairs]
+    # the number plan: one regex pass per distinct country code
+    codes = np.flatnonzero(np.bincount(cc[ok], minlength=1)) if ok.any() else []
+    for c in codes:
+        if len(codes) == 1:
+            rows, sub = np.flatnonzero(ok), None
+            sub = digits if len(rows) == n else digits.take(pa.array(rows))
+        else:
+            rows = np.flatnonzero(ok & (cc == c))
+            sub = digits.take(pa.array(rows))
+        match = pc.match_substring_regex(sub, _plan_pattern(int(c)))
+        ok[rows] = match.to_numpy(zero_copy_only=False)
+    return ok, cc, cc_len
+
+
+@lru_cache(maxsize=512)
+def _prefixes_after_cc(cc: int) -> tuple[str, ...]:
+    """National prefixes of a code's regions: written after the code, phonenumbers strips them."""
+    out = set()
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ()):
+        md = phonenumbers.PhoneMetadata.metadata_for_region(region) if region != "001" else None
+        if md is not None and md.national_prefix:
+            out.add(md.national_prefix)
+    return tuple(sorted(out))
+
+
+def _parse_one(raw: str, region: str | None, strict: bool) -> tuple[str | None, str | None]:
+    """Stage 2 for one value: ``(e164_digits, None)`` or ``(None, reason)``."""
+    text = raw.strip()
+    if not text:
+        return None, "missing"
+    if _LETTERS.search(text):  # phonenumbers would read letters as a keypad vanity number
+        return None, "letters"
+    squeezed = _JUNK.sub("", text)
+    if squeezed.startswith("00"):
+        text = "+" + squeezed[2:]
+    try:
+        num = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None, "unparsable"
+    if strict and not phonenumbers.is_valid_number(num):
+        return None, "invalid"
+    return f"{num.country_code}{phonenumbers.national_significant_number(num)}", None
+
+
+@lru_cache(maxsize=1_000_000)
+def _parse_cached(raw: str, region: str | None, strict: bool) -> tuple[str | None, str | None]:
+    return _parse_one(raw, region, strict)
+
+
+@lru_cache(maxsize=1_000_000)
+def _valid_strict(digits: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse("+" + digits, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _stage1(raw: pa.Array, region: str | None) -> tuple[pa.Array, np.ndarray, pa.Array | None]:
+    """Stage 1: ``(e164, placed, number)`` -- E.164 digits of the values it can place,
+    their mask, and (when it is simply the input) the ``00`` form."""
+    n = len(raw)
+    filled = pc.fill_null(raw, "")
+    starts, data = byte_view(filled)
+    lengths = starts[1:] - starts[:-1]
+    packed = _per_row(_CLASS, starts, data)
+    plus, junk, other = packed & 0x3FF, (packed >> 10) & 0x3FF, packed >> 20
+    simple = (lengths > 0) & (lengths < _MAX_LEN) & (other == 0) & (plus <= 1)
+    cleaned = filled
+    if (simple & (junk > 0)).any():
+        rows = np.flatnonzero(simple & (junk > 0))
+        if len(rows) == n:
+            cleaned = pc.replace_substring_regex(filled, _JUNK_RE2, "")
+        else:
+            fixed = pc.replace_substring_regex(filled.take(pa.array(rows)), _JUNK_RE2, "")
+            pos = np.zeros(n, dtype=np.int64)
+            pos[rows] = np.arange(len(rows))
+            mask = np.zeros(n, dtype=bool)
+            mask[rows] = True
+            cleaned = pc.if_else(pa.array(mask), fixed.take(pa.array(pos)), filled)
+        starts, data = byte_view(cleaned)
+        lengths = starts[1:] - starts[:-1]
+    b0, b1 = _byte_at(starts, data, 0), _byte_at(starts, data, 1)
+    is_plus = simple & (b0 == ord("+")) & (lengths > 1)
+    is_00 = simple & (plus == 0) & (b0 == ord("0")) & (b1 == ord("0"))
+    national = np.zeros(n, dtype=bool)
+    prefix = _national_prefix(region) if region else None
+    if prefix is not None:
+        first = np.frombuffer(prefix[1].encode(), dtype=np.uint8)
+        national = simple & (plus == 0) & ~is_00 & (lengths > len(first))
+        for k, byte in enumerate(first):
+            national &= _byte_at(starts, data, k) == byte
+    placed = is_plus | is_00 | national
+    number = None
+    if is_00[placed].all():
+        e164 = pc.utf8_slice_codeunits(cleaned, 2)
+        number = cleaned  # already "00..."
+    else:
+        e164 = pc.if_else(
+            pa.array(is_plus),
+            pc.utf8_slice_codeunits(cleaned, 1),
+            pc.utf8_slice_codeunits(cleaned, 2),
+        )
+        if national.any():
+            nat = pc.binary_join_element_wise(
+                str(prefix[0]), pc.utf8_slice_codeunits(cleaned, len(prefix[1])), ""
+            )
+            e164 = pc.if_else(pa.array(national), nat, e164)
+    return e164, placed, number
+
+
+def normalize_arrow(
+    raw: pa.Array, region: str | None = None, *, strict: bool = False
+) -> tuple[pa.Array, np.ndarray, pa.Array]:
+    """Normalise an Arrow string array of raw numbers.
+
+    Parameters
+    ----------
+    raw : pyarrow.StringArray
+        Raw numbers; nulls are missing numbers.
+    region : str, optional
+        ISO region for national numbers.
+    strict : bool
+        Also require ``phonenumbers.is_valid_number``.
+
+    Returns
+    -------
+    number : pyarrow.StringArray
+        ``"00..."``, null when missing or invalid.
+    code : numpy.ndarray of int64
+        0, :data:`MISSING` or :data:`INVALID` per row.
+    e164 : pyarrow.StringArray
+        The candidate digits (for diagnostics).
+    """
+    n = len(raw)
+    e164, placed, number = _stage1(raw, region)
+    ok = np.zeros(n, dtype=bool)
+    second_chance = ~placed
+    if placed.any():
+        rows = np.flatnonzero(placed)
+        sub = e164 if len(rows) == n else e164.take(pa.array(rows))
+        good, cc, cc_len = _check_e164_cc(sub, assume_digits=True)
+        ok[rows] = good
+        # A placed number that failed goes to phonenumbers only when it may read
+        # it differently: a national prefix written after the country code
+        # (+31 0612...). Anything else fails the same way there.
+        for c in np.unique(cc[~good & (cc > 0)]):
+            prefixes = _prefixes_after_cc(int(c))
+            if not prefixes:
+                continue
+            idx = np.flatnonzero(~good & (cc == c))
+            rest = pc.utf8_slice_codeunits(sub.take(pa.array(idx)), int(cc_len[idx[0]]))
+            hit = np.zeros(len(idx), dtype=bool)
+            for p in prefixes:
+                hit |= pc.starts_with(rest, p).to_numpy(zero_copy_only=False)
+            second_chance[rows[idx[hit]]] = True
+    code = np.zeros(n, dtype=np.int64)
+    blank = ~placed & pc.fill_null(pc.equal(pc.utf8_trim_whitespace(raw), ""), True).to_numpy(
+        zero_copy_only=False
+    )
+    code[blank] = MISSING
+    # stage 2: phonenumbers once per distinct value stage 1 could not place
+    retry = np.flatnonzero(second_chance & ~blank)
+    if len(retry):
+        texts = raw.take(pa.array(retry)).to_pylist()
+        codes, uniques = pd.factorize(np.asarray(texts, dtype=object))
+        parsed = [_parse_cached(u, region, strict) for u in uniques]
+        digits = pa.array([d for d, _ in parsed], type=pa.string()).take(pa.array(codes))
+        good = _check_e164(digits) & digits.is_valid().to_numpy(zero_copy_only=False)
+        ok[retry[good]] = True
+        e164_np = np.asarray(e164.to_numpy(zero_copy_only=False), dtype=object)
+        e164_np[retry] = np.asarray(digits.to_numpy(zero_copy_only=False), dtype=object)
+        e164 = pa.array(e164_np, type=pa.string())
+        number = None
+    if strict:
+        fast = np.flatnonzero(ok & placed)
+        if len(fast):
+            sub = e164.take(pa.array(fast)).to_pylist()
+            c, u = pd.factorize(np.asarray(sub, dtype=object))
+            verdict = np.array([_valid_strict(x) for x in u], dtype=bool)
+            ok[fast[~verdict[c]]] = False
+    code[~ok & ~blank] = INVALID
+    if number is None:
+        number = pc.binary_join_element_wise("00", e164, "")
+    if not ok.all():
+        number = pc.if_else(pa.array(ok), number, pa.scalar(None, pa.string()))
+    return number, code, e164
+
+
+def normalize(values: pd.Series, region: str | None = None, *, strict: bool = False) -> pd.DataFrame:
+    """Normalise phone numbers to ``"00" + country code + national number``.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        Raw numbers (``"+31 6 1234 5678"``, ``"0612345678"``, ``"0031612345678"``, ...).
+        Phone numbers should be strings: an integer loses its leading ``00``/``+``.
+    region : str, optional
+        ISO region (``"NL"``) assumed for national numbers.
+    strict : bool
+        Also require ``phonenumbers.is_valid_number``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``values``: ``number`` (string, ``<NA>`` when missing or
+        invalid), ``error_code`` (Int64: ``<NA>``, 302 missing, 303 invalid) and
+        ``error`` (string reason naming the raw value, or ``<NA>``).
+    """
+    raw = to_arrow(values)
+    number, code, _ = normalize_arrow(raw, region, strict=strict)
+    return pd.DataFrame(
+        {
+            "number": to_series(number, values.index),
+            "error_code": pd.array(np.where(code == 0, pd.NA, code), dtype="Int64"),
+            "error": to_series(reasons(raw, code, region), values.index),
+        },
+        index=values.index,
+    )
+
+
+def reasons(raw: pa.Array, code: np.ndarray, region: str | None = None, field: str = "to") -> pa.Array:
+    """Per-row human reasons for :func:`normalize_arrow` codes (null where the code is 0)."""
+    n = len(raw)
+    failing = np.flatnonzero(code != 0)
+    if len(failing) == 0:
+        return pa.nulls(n, pa.string())
+    # texts for the failing rows only, then scattered back with a null-masked take
+    sub = pc.fill_null(raw.take(pa.array(failing)), "")
+    hint = "" if region else " (national numbers need region=)"
+    invalid = pc.binary_join_element_wise(f"{field}: '", sub, f"' is not a valid phone number{hint}", "")
+    texts = pc.if_else(
+        pa.array(code[failing] == MISSING), pa.scalar(f"{field}: missing phone number", pa.string()), invalid
+    )
+    pos = np.zeros(n, dtype=np.int64)
+    pos[failing] = np.arange(len(failing))
+    mask = np.ones(n, dtype=bool)
+    mask[failing] = False
+    return texts.take(pa.array(pos, mask=mask))

@@ -1,0 +1,95 @@
+"""`make demo`'s job, `python -m cmframe demo`: a whole campaign on loopback."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cmframe import analysis, demo, schema
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "demo-output"
+    done = subprocess.run(
+        [sys.executable, "-m", "cmframe", "demo", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, done.stdout
+
+
+def test_demo_writes_every_output_and_prints_where(demo_run):
+    out, printed = demo_run
+    for name in ("campaign.parquet", "campaign.csv", "report.html", "outcomes.png",
+                 "errors.png", "latency.png", "timeline.png"):  # fmt: skip
+        path = out / name
+        assert path.is_file() and path.stat().st_size > 0, name
+        assert str(path) in printed, name
+    assert "recipients.csv" in printed and "headline: 2,000 rows" in printed
+    assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_campaign_has_one_outcome_per_recipient(demo_run):
+    out, printed = demo_run
+    campaign = pd.read_parquet(out / "campaign.parquet")
+    recipients = pd.read_csv(ROOT / "data" / "recipients.csv", dtype="string")
+    assert len(campaign) == len(recipients)
+    assert set(schema.DELIVERY_COLUMNS) <= set(campaign.columns)
+    outcomes = analysis.outcome(campaign)
+    assert outcomes.notna().all()
+    s = analysis.summary(campaign).loc["all"]
+    assert s["invalid"] > 0 and s["delivered"] > 0.8 * s["accepted"]
+    assert s["rejected"] > 0  # the demo's blacklisted numbers
+    # the dropped request's rows were unknown when sent and settled by their reports
+    unknown_sent = (campaign["status"] == "unknown").sum()
+    assert unknown_sent > 0 and (outcomes[campaign["status"] == "unknown"] != "unknown").any()
+    assert f"{int(s['delivered']):,} delivered" in printed
+    csv = pd.read_csv(out / "campaign.csv")
+    assert len(csv) == len(campaign) and "latency_seconds" in csv.columns
+
+
+def test_demo_matches_the_gateway_ledger_exactly(demo_run):
+    out, _ = demo_run
+    campaign = pd.read_parquet(out / "campaign.parquet")
+    with sqlite3.connect(out / "ledger.sqlite") as db:
+        ledger = pd.read_sql("select number, reference, status from messages", db)
+    outcomes = analysis.outcome(campaign)
+    accepted = outcomes.isin(["delivered", "failed", "pending", "accepted"]) | (
+        (outcomes == "rejected") & (campaign["status"] != "rejected")
+    )
+    # exactly once: every message the gateway accepted is one accepted row, and back
+    assert accepted.sum() == len(ledger)
+    assert sorted(campaign.loc[accepted, "number"]) == sorted(ledger["number"])
+    # per number sent once, the campaign's final status is the one the gateway decided
+    once = ledger.drop_duplicates("number", keep=False).set_index("number")["status"]
+    merged = campaign.set_index("number")["delivery_status"]
+    merged = merged[~merged.index.duplicated(keep=False)]
+    common = once.index.intersection(merged.index)
+    assert len(common) > 1000
+    assert (merged.loc[common] == once.loc[common]).all()
+
+
+def test_demo_report_shows_headline_numbers(demo_run):
+    out, _ = demo_run
+    html = (out / "report.html").read_text(encoding="utf-8")
+    campaign = pd.read_parquet(out / "campaign.parquet")
+    delivered = int((analysis.outcome(campaign) == "delivered").sum())
+    assert f'data-metric="delivered">{delivered:,}<' in html
+    assert html.count("data:image/png;base64,") >= 5
+    assert "more settled by status reports" in html
+
+
+def test_sample_recipients_build_when_the_csv_is_missing():
+    frame = demo.sample_recipients(300, seed=1)
+    assert len(frame) == 300 and frame["phone"].dtype == "string"
+    plan = demo.build_plan(frame)
+    invalid = plan["error_code"].notna()
+    assert 0 < invalid.sum() < 30 and plan.loc[~invalid, "number"].str.startswith("00316").all()
