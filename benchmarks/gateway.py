@@ -1,8 +1,8 @@
 """Throughput of the embedded gateway under concurrent load on loopback.
 
 Each server runs in its own process (so the load generator does not share its
-GIL); the load generator keeps ``--concurrency`` requests in flight with an
-``httpx.AsyncClient``. Baseline, measured in the same run: a bare uvicorn ASGI
+GIL); the load generator keeps ``--concurrency`` requests in flight (one thread
+and one ``httpx.Client`` each). Baseline, measured in the same run: a bare uvicorn ASGI
 endpoint that reads the same request bodies and answers a fixed JSON, i.e. the
 ceiling of the server stack itself on this machine.
 
@@ -12,10 +12,10 @@ ceiling of the server stack itself on this machine.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing as mp
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -56,23 +56,25 @@ def _serve(kind: str, queue, ledger: str) -> None:
     server.stop()
 
 
-async def _load(url: str, bodies: list[bytes], seconds: float, concurrency: int) -> tuple[int, float]:
-    done = 0
+def _load(url: str, bodies: list[bytes], seconds: float, concurrency: int) -> tuple[int, float]:
+    """Requests answered in ``seconds`` by ``concurrency`` threads, each with its own client."""
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=60, headers={"X-CM-PRODUCTTOKEN": TOKEN}) as client:
-        async def worker(w: int) -> None:
-            nonlocal done
-            i = w
+
+    def worker(w: int) -> int:
+        done, i = 0, w
+        with httpx.Client(timeout=60, headers={"X-CM-PRODUCTTOKEN": TOKEN}) as client:
             while time.perf_counter() < deadline:
-                r = await client.post(url, content=bodies[i % len(bodies)])
+                r = client.post(url, content=bodies[i % len(bodies)])
                 if r.status_code != 200:
                     raise RuntimeError(f"unexpected answer {r.status_code}: {r.text[:200]}")
                 done += 1
                 i += concurrency
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
-        return done, time.perf_counter() - t0
+        return done
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        done = sum(pool.map(worker, range(concurrency)))
+    return done, time.perf_counter() - t0
 
 
 def measure(kind: str, n_msg: int, seconds: float, concurrency: int, tmp: Path) -> float:
@@ -84,8 +86,8 @@ def measure(kind: str, n_msg: int, seconds: float, concurrency: int, tmp: Path) 
     try:
         url = queue.get(timeout=60) + "/v1.0/message"
         bodies = [body(n_msg, k * n_msg) for k in range(16)]
-        asyncio.run(_load(url, bodies, min(1.0, seconds), concurrency))  # warm-up
-        n, elapsed = asyncio.run(_load(url, bodies, seconds, concurrency))
+        _load(url, bodies, min(1.0, seconds), concurrency)  # warm-up
+        n, elapsed = _load(url, bodies, seconds, concurrency)
     finally:
         queue.put("stop")
         proc.join(timeout=30)

@@ -68,6 +68,14 @@ class CMAccessor:
         """Delivery-latency quantiles per group; see :func:`cmframe.analysis.latency`."""
         return _call("analysis", "latency", self._obj, by=by, **kwargs)
 
+    def outcome(self) -> pd.Series:
+        """The one outcome of every row; see :func:`cmframe.analysis.outcome`."""
+        return _call("analysis", "outcome", self._obj)
+
+    def attention(self, **kwargs: Any) -> pd.DataFrame:
+        """Rows needing a decision; see :func:`cmframe.analysis.attention`."""
+        return _call("analysis", "attention", self._obj, **kwargs)
+
     # -- charts ----------------------------------------------------------------
     def plot_outcomes(self, by: Any = None, **kwargs: Any):
         """Stacked outcome bars per group; see :func:`cmframe.plotting.plot_outcomes`."""

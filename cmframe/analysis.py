@@ -238,9 +238,16 @@ def country(numbers: pd.Series) -> pd.Series:
     result = code.map(main).astype("string")
     ambiguous = code.isin(list(shared)).fillna(False)
     if ambiguous.any():
-        distinct = digits[ambiguous].dropna().unique()
-        regions = {d: _region_of(d) for d in distinct}
-        result = result.mask(ambiguous, digits[ambiguous].map(regions).astype("string"))
+        # within a calling code shared by several regions the area code decides: ask
+        # phonenumbers once per (code + 4 digits), about one representative number
+        numbers_ = digits[ambiguous]
+        width = code[ambiguous].str.len()
+        key = numbers_.str.slice(0, 5)
+        for n in (2, 3):
+            key = key.mask(width == n, numbers_.str.slice(0, n + 4))
+        representative = numbers_.groupby(key.to_numpy(), sort=False).first()
+        regions = {k: _region_of(d) for k, d in representative.items()}
+        result = result.mask(ambiguous, key.map(regions).astype("string"))
     return result.rename("country")
 
 
@@ -277,7 +284,10 @@ def _grouped(frame: pd.DataFrame, keys: list[pd.Series]):
     return frame.groupby(keys, sort=True, dropna=False, observed=True)
 
 
-def _overall_index(result: pd.DataFrame) -> pd.DataFrame:
+def _overall_index(result: pd.DataFrame, *, zero: Sequence[str] = ()) -> pd.DataFrame:
+    if result.empty:  # an empty frame still has an overall row: zero counts
+        result = result.reindex([0])
+        result[list(zero)] = 0
     result.index = pd.Index(["all"] * len(result), name=None)
     return result
 
@@ -381,7 +391,7 @@ def summary(
         costs = grouped[["predicted_cost", "cost"]].sum(min_count=1, skipna=False)
         result[["predicted_cost", "cost"]] = costs
     if not by:
-        result = _overall_index(result)
+        result = _overall_index(result, zero=list(flags.columns))
 
     counts = ["rows", "invalid", "not_sent", "rejected", "unknown", "accepted",
               "delivered", "failed", "pending"]  # fmt: skip
@@ -462,7 +472,8 @@ def errors(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.DataFr
         )
         part["source"] = source
         part["code"] = pd.to_numeric(code[mask], errors="coerce").astype("Int64").to_numpy()
-        part["example"] = text[mask].astype("string").to_numpy()
+        example = text[mask].astype("string").str.strip()
+        part["example"] = example.mask(example == "").to_numpy()
         part["_one"] = 1
         pieces.append(part)
 
@@ -597,7 +608,7 @@ def latency(
         result[name] = grouped.quantile(q)
     result["max"] = grouped.max()
     if not by:
-        result = _overall_index(result)
+        result = _overall_index(result, zero=["count"])
     result["count"] = result["count"].astype("Int64")
     for col in ["mean", "min", *qnames, "max"]:
         result[col] = pd.to_timedelta(result[col].astype("float64"), unit="s")

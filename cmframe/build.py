@@ -17,6 +17,8 @@ so serialising a million rows is a handful of Arrow kernels, not a million
 from __future__ import annotations
 
 import datetime as dt
+import sys
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import fragments, numbers, rich, templates
-from .encode import estimate
+from .encode import estimate_arrow
 from .exceptions import DuplicateRecipientError, PlanError, SpecError
 from .schema import LAYOUT_COLUMNS, PLAN_COLUMNS
 from .secret import ProductToken
@@ -104,7 +106,7 @@ _JSON_KEYS = {
 
 
 def _n_array(value: str, n: int) -> pa.Array:
-    return pa.array(np.full(n, value, dtype=object), type=pa.string())
+    return fragments.constant(value, n)
 
 
 def _align(df: pd.DataFrame, value: pd.Series, what: str) -> pd.Series:
@@ -265,13 +267,13 @@ def _int_value(v: Any, what: str) -> int:
 def _ints(df: pd.DataFrame, value: Any, what: str) -> tuple[pd.arrays.IntegerArray, pa.Array | None]:
     n = len(df)
     if value is None:
-        return pd.array(np.full(n, pd.NA), dtype="Int64"), None
-    if not isinstance(value, pd.Series | str):
+        return pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)), None
+    if not isinstance(value, pd.Series) and not templates.is_template(value):
         try:
             v = _int_value(value, what)
         except ValueError as exc:
             raise SpecError(str(exc)) from None
-        return pd.array(np.full(n, v, dtype=np.int64), dtype="Int64"), None
+        return pd.arrays.IntegerArray(np.full(n, v, dtype=np.int64), np.zeros(n, dtype=bool)), None
     if isinstance(value, pd.Series):
         value = _align(df, value, what)
         if pd.api.types.is_integer_dtype(value.dtype):
@@ -379,14 +381,18 @@ def _codes(arrays: list[pa.Array | np.ndarray], n: int) -> np.ndarray:
         if arr is None:
             continue
         if isinstance(arr, pa.Array):
-            if arr.null_count == len(arr):
+            # all-null and constant columns split nothing: skip their hashing
+            if arr.null_count == len(arr) or fragments.is_constant(arr):
                 continue
             codes, _ = _distinct(arr)
         else:
             codes, _ = pd.factorize(arr, use_na_sentinel=True)
+            if codes.min(initial=0) == codes.max(initial=0):
+                continue
         width = int(codes.max()) + 2 if len(codes) else 1
-        key, _ = pd.factorize(key * width + (codes + 1))
-        key = key.astype(np.int64)
+        if int(key.max(initial=0)) + 1 >= (1 << 62) // width:
+            key = pd.factorize(key)[0].astype(np.int64)  # re-pack before the product overflows
+        key = key * width + (codes + 1)
     return key
 
 
@@ -423,7 +429,7 @@ def build(
     conversation: Any = None,
     suggestions: Any = None,
     duplicates: str = "keep",
-    strict_numbers: bool = False,
+    number_check: str = "valid",
     now: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """Build a validated plan: one row per recipient with the normalised message fields.
@@ -466,8 +472,10 @@ def build(
         Rows repeating an earlier row's number and content: send them all, mark the
         later ones invalid (302, naming the first row), or raise
         :class:`~cmframe.exceptions.DuplicateRecipientError`.
-    strict_numbers : bool
-        Also require ``phonenumbers.is_valid_number`` (slower, per distinct number).
+    number_check : {"valid", "possible", "strict"}
+        ``"valid"``: known country code, possible length and one of the country's
+        number-type patterns (vectorised); ``"possible"``: code and length only;
+        ``"strict"``: also ``phonenumbers.is_valid_number`` per distinct number.
     now : datetime, optional
         Reference time for the 72-hour validity check (default: now).
 
@@ -488,6 +496,8 @@ def build(
     """
     if not isinstance(df, pd.DataFrame):
         raise SpecError(f"build needs a pandas DataFrame, not {type(df).__name__}")
+    if number_check not in numbers.CHECKS:
+        raise SpecError(f"number_check must be one of {numbers.CHECKS}, not {number_check!r}")
     if duplicates not in ("keep", "drop", "error"):
         raise SpecError(f"duplicates must be 'keep', 'drop' or 'error', not {duplicates!r}")
     if body is None:
@@ -559,7 +569,7 @@ def build(
 
     # -- numbers ------------------------------------------------------------------
     raw_to = _to(df, to)
-    number_arr, number_code, _ = numbers.normalize_arrow(raw_to, region, strict=strict_numbers)
+    number_arr, number_code, _ = numbers.normalize_arrow(raw_to, region, check=number_check)
     if (number_code != 0).any():
         errors[302].append(numbers.reasons(raw_to, number_code, region))
 
@@ -574,8 +584,7 @@ def build(
         errors[304].append(_where(empty_body, "body: empty"))
 
     # -- encoding and parts -----------------------------------------------------------
-    dcs8 = np.asarray(ints["dcs"] == 8, dtype=object)
-    dcs8 = np.array([x is True for x in dcs8], dtype=bool) if dcs8.dtype == object else dcs8
+    dcs8 = ints["dcs"].to_numpy(dtype=np.float64, na_value=np.nan) == 8
     if dcs8.any():
         auto = (
             pc.fill_null(pc.equal(body_type_arr, "auto"), False).to_numpy(zero_copy_only=False)
@@ -585,9 +594,8 @@ def build(
         force = dcs8 & ~auto
     else:
         force = False
-    body_series = templates.to_series(body_arr, df.index)
-    est = estimate(body_series, force)
-    parts = est["parts_estimate"].to_numpy()
+    est = estimate_arrow(body_arr, force)
+    parts = est.parts
     lo = ints["min_parts"].to_numpy(dtype=np.float64, na_value=np.nan)
     hi = ints["max_parts"].to_numpy(dtype=np.float64, na_value=np.nan)
     too_many = ~np.isnan(hi) & (parts > hi)
@@ -664,7 +672,7 @@ def build(
     columns: dict[str, Any] = {
         "number": s(number_arr),
         "sender": s(sender_arr),
-        "body": body_series,
+        "body": s(body_arr),
         "body_type": s(body_type_arr),
         "channels": s(channels_arr),
         "reference": s(optional["reference"]),
@@ -676,18 +684,18 @@ def build(
         "max_parts": pd.Series(ints["max_parts"], index=idx),
         "dcs": pd.Series(ints["dcs"], index=idx),
         "rich_content": s(rich_arr),
-        "encoding": est["encoding"],
-        "body_length": est["body_length"].astype(np.int64),
-        "parts_estimate": est["parts_estimate"].astype(np.int64),
-        "ucs2_chars": est["ucs2_chars"],
+        "encoding": s(pc.if_else(pa.array(est.gsm), pa.scalar("gsm7"), pa.scalar("ucs2"))),
+        "body_length": pd.Series(est.units.astype(np.int64), index=idx),
+        "parts_estimate": pd.Series(est.parts.astype(np.int64), index=idx),
+        "ucs2_chars": s(est.ucs2_chars),
         "duplicate": pd.Series(duplicate, index=idx),
-        "error_code": pd.Series(pd.array(np.where(code == 0, pd.NA, code), dtype="Int64"), index=idx),
+        "error_code": pd.Series(pd.arrays.IntegerArray(code, code == 0), index=idx),
         "error": s(error),
     }
     assert tuple(columns) == PLAN_COLUMNS
     kept = df.drop(columns=[c for c in PLAN_COLUMNS if c in df.columns])
     added = pd.DataFrame(columns, index=idx, copy=False)
-    return pd.concat([kept, added], axis=1, copy=False) if len(kept.columns) else added
+    return pd.concat([kept, added], axis=1) if len(kept.columns) else added
 
 
 # --------------------------------------------------------------------------- layout
@@ -728,7 +736,7 @@ class _Layout:
         k = np.arange(m)
         if merge and m:
             content = _content_arrays(plan, rows)
-            group = _codes(list(content.values()), m)  # codes follow first appearance
+            group = pd.factorize(_codes(list(content.values()), m))[0]  # first-appearance order
             order = np.argsort(group, kind="stable")
             rows, group = rows[order], group[order]
             new_msg = np.ones(m, dtype=bool)
@@ -780,49 +788,80 @@ def layout(plan: pd.DataFrame, chunk_size: int = 1000, merge_identical: bool = F
     return pd.DataFrame(out, index=plan.index)
 
 
-def _field_fragment(col: str, arr: pa.Array) -> pa.Array | pa.Scalar | None:
-    """``"key":value,`` for every row (null where the field is absent)."""
-    if arr.null_count == len(arr):
-        return None
-    constant = fragments.is_constant(arr)
-    values = arr.slice(0, 1) if constant else arr
-    key = _JSON_KEYS[col]
-    if col in ("min_parts", "max_parts", "dcs"):
-        json = values
-    elif col == "rich_content":
-        json = values
-    elif col == "channels":
-        codes, distinct = _distinct(values)
+def _json_value(col: str, arr: pa.Array) -> pa.Array:
+    """The JSON text of a column's values (nulls stay null)."""
+    if col in ("min_parts", "max_parts", "dcs", "rich_content"):
+        return arr  # integers as text, and rich content is JSON already
+    if col == "channels":
+        codes, distinct = _distinct(arr)
         lists = pa.array([orjson.dumps(v.split(",")).decode() for v in distinct], type=pa.string())
-        json = lists.take(pa.array(codes, mask=codes < 0))
-    else:
-        json = fragments.quote(values)
-    frag = fragments.join(f'"{key}":', json, ",")
-    if constant:
-        return frag[0]
-    return pc.fill_null(frag, "")
+        return lists.take(pa.array(codes, mask=codes < 0))
+    return fragments.quote(arr)
 
 
-def _msg_heads(plan: pd.DataFrame, rows: np.ndarray) -> list[pa.Array | pa.Scalar | str]:
-    """Pieces that join into ``{"from":...,"body":{...},...,"to":[`` per row."""
-    arrays = _content_arrays(plan, rows)
-    pieces: list[pa.Array | pa.Scalar | str] = ["{"]
-    frag = _field_fragment("sender", arrays["sender"])
-    pieces.append(frag if frag is not None else "")
-    btype = arrays["body_type"]
-    if btype.null_count == len(btype):
-        type_frag: Any = ""
-    elif fragments.is_constant(btype):
-        type_frag = f'"type":{orjson.dumps(btype[0].as_py()).decode()},'
+class _Pieces:
+    """Literal text and per-row arrays, joined element-wise at the end.
+
+    Adjacent literals are merged, so constant fields cost nothing per row.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[str | pa.Array] = []
+
+    def add(self, item: str | pa.Array) -> None:
+        if isinstance(item, str):
+            if self.items and isinstance(self.items[-1], str):
+                self.items[-1] += item
+            elif item:
+                self.items.append(item)
+        else:
+            self.items.append(item)
+
+    def field(self, col: str, arr: pa.Array) -> None:
+        """``"key":value,`` -- a literal when constant, nothing when absent."""
+        if arr.null_count == len(arr):
+            return
+        key = _JSON_KEYS[col]
+        if fragments.is_constant(arr):
+            self.add(f'"{key}":' + _json_value(col, arr.slice(0, 1))[0].as_py() + ",")
+            return
+        frag = fragments.join(f'"{key}":', _json_value(col, arr), ",")
+        self.add(pc.fill_null(frag, "") if frag.null_count else frag)
+
+    def join(self, n: int) -> pa.Array:
+        if not any(isinstance(i, pa.Array) for i in self.items):
+            return fragments.constant("".join(self.items), n)
+        return fragments.join(*self.items)
+
+
+def _msg_pieces(plan: pd.DataFrame, rows: np.ndarray, pieces: _Pieces) -> None:
+    """Add ``{"from":...,"body":{...},...,"to":[`` for each row (in ``rows`` order)."""
+    take = None if len(rows) == len(plan) and (rows == np.arange(len(plan))).all() else pa.array(rows)
+
+    def column(col: str) -> pa.Array:
+        arr = templates.to_arrow(plan[col])
+        return arr if take is None else arr.take(take)
+
+    pieces.add("{")
+    pieces.field("sender", column("sender"))
+    pieces.add('"body":{')
+    btype = column("body_type")
+    if btype.null_count < len(btype):
+        if fragments.is_constant(btype):
+            pieces.add(f'"type":{orjson.dumps(btype[0].as_py()).decode()},')
+        else:
+            frag = fragments.join('"type":', fragments.quote(btype), ",")
+            pieces.add(pc.fill_null(frag, ""))
+    body = pc.fill_null(column("body"), "")
+    if fragments.is_constant(body):
+        pieces.add('"content":' + orjson.dumps(body[0].as_py()).decode() + "},")
     else:
-        type_frag = pc.fill_null(fragments.join('"type":', fragments.quote(btype), ","), "")
-    pieces += ['"body":{', type_frag, '"content":', fragments.quote(pc.fill_null(arrays["body"], "")), "},"]
+        pieces.add('"content":"')
+        pieces.add(fragments.escape(body))
+        pieces.add('"},')
     for col in _CONTENT[3:]:
-        frag = _field_fragment(col, arrays[col])
-        if frag is not None:
-            pieces.append(frag)
-    pieces.append('"to":[')
-    return pieces
+        pieces.field(col, column(col))
+    pieces.add('"to":[')
 
 
 def request_bodies(
@@ -865,18 +904,21 @@ def request_bodies(
     prefix = ('{"messages":{' + auth + '"msg":[').encode()
     suffix = b"]}}"
 
-    heads = _msg_heads(plan, lay.rows)
-    numbers_arr = templates.to_arrow(plan["number"]).take(pa.array(lay.rows))
-    to_item = fragments.join('{"number":', fragments.quote(numbers_arr), "}")
-    head = fragments.join(*heads)
-    if isinstance(head, pa.Scalar):
-        head = pa.array(np.full(m, head.as_py(), dtype=object), type=pa.string())
+    numbers_arr = fragments.escape(templates.to_arrow(plan["number"]).take(pa.array(lay.rows)))
     if lay.first.all():
-        row_text = fragments.join(head, to_item, "]},")
+        # one msg per row: a single element-wise join builds every row's text
+        pieces = _Pieces()
+        _msg_pieces(plan, lay.rows, pieces)
+        pieces.add('{"number":"')
+        pieces.add(numbers_arr)
+        pieces.add('"}]},')
+        row_text = pieces.join(m)
     else:
-        opening = pc.if_else(pa.array(lay.first), head, pa.scalar(",", pa.string()))
+        heads = _Pieces()
+        _msg_pieces(plan, lay.rows, heads)
+        opening = pc.if_else(pa.array(lay.first), heads.join(m), pa.scalar(",", pa.string()))
         closing = pc.if_else(pa.array(lay.last), pa.scalar("]},", pa.string()), pa.scalar("", pa.string()))
-        row_text = fragments.join(opening, to_item, closing)
+        row_text = fragments.join(opening, '{"number":"', numbers_arr, '"}', closing)
     starts, data = fragments.byte_view(row_text)
     for c0 in range(0, m, chunk_size):
         c1 = min(c0 + chunk_size, m)
@@ -912,3 +954,17 @@ def requests(
     for _, body, _ in request_bodies(plan, token, chunk_size, merge_identical):
         yield orjson.loads(body)
 
+
+class _CallableModule(types.ModuleType):
+    """``cmframe.build`` names both this module and its :func:`build` function.
+
+    Importing the submodule rebinds the package attribute to the module, so
+    the module forwards a call to the function: ``cmframe.build(df, ...)``
+    works whichever of the two the attribute holds.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return build(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

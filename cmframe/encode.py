@@ -31,6 +31,7 @@ __all__ = [
     "Estimate",
     "estimate_one",
     "estimate",
+    "estimate_arrow",
     "parts_for",
 ]
 
@@ -142,19 +143,127 @@ _ASCII_WIDTH = _lut(GSM7_BASIC, 1) + _lut(GSM7_EXTENSION, 2)
 _ASCII_BAD = (_ASCII_WIDTH == 0).astype(np.uint8)
 
 
-def _as_arrow(bodies: pd.Series) -> pa.StringArray:
+def _as_arrow(bodies: pd.Series | pa.Array) -> pa.StringArray:
     """The bodies as one Arrow string array with nulls as empty strings."""
-    try:
-        arr = pa.array(bodies.array)
-        if not pa.types.is_string(arr.type):
-            raise TypeError
-    except (TypeError, pa.ArrowInvalid, pa.ArrowTypeError):
-        arr = pa.array(bodies.astype("string").to_numpy(dtype=object, na_value=""), type=pa.string())
+    if isinstance(bodies, pa.Array | pa.ChunkedArray):
+        arr = bodies
+    else:
+        try:
+            arr = pa.array(bodies.array)
+        except (TypeError, pa.ArrowInvalid, pa.ArrowTypeError):
+            arr = None
+        if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            arr = pa.array(bodies.astype("string").to_numpy(dtype=object, na_value=""), type=pa.string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())  # pandas keeps large_string; the byte pass reads int32 offsets
     if arr.null_count:
         arr = pc.fill_null(arr, "")
     return arr
+
+
+def _bad_ascii(data: np.ndarray) -> np.ndarray:
+    """Per byte: an ASCII byte outside GSM-7 (backtick, DEL, control characters but LF/CR/FF)."""
+    return (data == 0x60) | (data == 0x7F) | ((data < 0x20) & (data != 0x0A) & (data != 0x0D) & (data != 0x0C))
+
+
+class _Arrays(NamedTuple):
+    gsm: np.ndarray
+    units: np.ndarray
+    parts: np.ndarray
+    ucs2_chars: pa.Array
+
+
+def estimate_arrow(arr: pa.Array, force_ucs2: np.ndarray | bool = False) -> _Arrays:
+    """:func:`estimate` on an Arrow string array, returning arrays (no pandas).
+
+    Returns
+    -------
+    tuple
+        ``(gsm, units, parts, ucs2_chars)``: bool, int64, int64 numpy arrays
+        and an Arrow string array.
+    """
+    arr = _as_arrow(arr)
+    n = len(arr)
+    force = np.broadcast_to(np.asarray(force_ucs2, dtype=bool), (n,))
+
+    # Byte-level pass over the whole buffer: for ASCII bodies a byte is a
+    # character, so a lookup table gives its septet width and per-row sums
+    # (reduceat) give totals without touching Python objects.
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    data_buf = arr.buffers()[2]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    data = data[offsets[0] : offsets[-1]]
+    rel = (offsets - offsets[0]).astype(np.int64)
+    starts = rel[:-1]
+    length = rel[1:] - starts  # bytes; equal to characters for ASCII rows
+    nonempty = np.flatnonzero(length > 0)
+    ascii_units = np.zeros(n, dtype=np.int64)
+    non_ascii = np.flatnonzero(~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False))
+    ascii_bad = np.zeros(n, dtype=bool)
+    ascii_bad[non_ascii] = True  # handled below by the regex pass
+    if len(nonempty):
+        # Empty rows are left out of reduceat: each segment then ends at the
+        # next non-empty row's start, and empty rows add nothing in between.
+        ascii_units[nonempty] = np.add.reduceat(_ASCII_WIDTH[data], starts[nonempty], dtype=np.int32)
+        bad_bytes = _bad_ascii(data)
+        if bad_bytes.any():  # rare: skip the second reduceat when no byte needs it
+            ascii_bad[nonempty] |= np.add.reduceat(bad_bytes, starts[nonempty], dtype=np.int32) > 0
+
+    not_gsm = ascii_bad | force
+    # ASCII rows: GSM-7 septets from the table, or one UTF-16 unit per byte.
+    units = np.where(not_gsm, length, ascii_units)
+    n_ext = np.where(not_gsm, 0, ascii_units - length)
+    n_astral = np.zeros(n, dtype=np.int64)
+
+    # Non-ASCII bodies (accents, emoji, Greek GSM letters): Arrow regex kernels.
+    if len(non_ascii):
+        sub = arr.take(pa.array(non_ascii))
+        sub_len = pc.utf8_length(sub).to_numpy(zero_copy_only=False).astype(np.int64)
+        sub_bad = pc.match_substring_regex(sub, _NOT_GSM).to_numpy(zero_copy_only=False)
+        sub_bad = sub_bad | force[non_ascii]
+        sub_ext = pc.count_substring_regex(sub, _EXT_RE).to_numpy(zero_copy_only=False)
+        sub_astral = pc.count_substring_regex(sub, _ASTRAL_RE).to_numpy(zero_copy_only=False)
+        not_gsm[non_ascii] = sub_bad
+        n_ext[non_ascii] = np.where(sub_bad, 0, sub_ext)
+        n_astral[non_ascii] = np.where(sub_bad, sub_astral, 0)
+        length[non_ascii] = sub_len
+        units[non_ascii] = np.where(sub_bad, sub_len + sub_astral, sub_len + sub_ext)
+
+    gsm = ~not_gsm
+    parts = np.where(gsm, parts_for(units, GSM7_SINGLE, GSM7_MULTI), parts_for(units, UCS2_SINGLE, UCS2_MULTI))
+
+    # Bodies whose split depends on where the double-width characters sit:
+    # character-level pass (rare: long bodies with extension or non-BMP chars),
+    # cached per distinct text by estimate_one.
+    careful = np.flatnonzero(
+        (gsm & (n_ext > 0) & (units > GSM7_SINGLE)) | (~gsm & (n_astral > 0) & (units > UCS2_SINGLE))
+    )
+    if len(careful):
+        texts = arr.take(pa.array(careful)).to_pylist()
+        for pos, text, f in zip(careful, texts, force[careful], strict=True):
+            est = estimate_one(text, bool(f))
+            parts[pos] = est.parts
+            units[pos] = est.length
+
+    # The characters that forced UCS-2: strip every GSM-7 character with one
+    # regex kernel, then dedupe what is left once per distinct leftover.
+    natural = np.flatnonzero(~gsm & ~force)
+    if len(natural):
+        left = pc.replace_substring_regex(arr.take(pa.array(natural)), _GSM_RUN, "")
+        codes, uniques = pd.factorize(np.asarray(left.to_numpy(zero_copy_only=False), dtype=object))
+        deduped = pa.array(["".join(dict.fromkeys(u)) for u in uniques] + [""], type=pa.string())
+        index = np.full(n, len(uniques), dtype=np.int64)  # "" for every other row
+        index[natural] = np.where(codes < 0, len(uniques), codes)
+        ucs2_chars = deduped.take(pa.array(index))
+    else:
+        ucs2_chars = pa.array(np.full(n, "", dtype=object), type=pa.string()) if n else pa.array([], pa.string())
+    return _Arrays(gsm, units, parts, ucs2_chars)
+
+
+def _string_series(arr: pa.Array, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr.cast(pa.large_string())])), index=index)
 
 
 def estimate(bodies: pd.Series, force_ucs2: pd.Series | np.ndarray | bool = False) -> pd.DataFrame:
@@ -174,81 +283,14 @@ def estimate(bodies: pd.Series, force_ucs2: pd.Series | np.ndarray | bool = Fals
         ``body_length`` (septets or UTF-16 units), ``parts_estimate`` and
         ``ucs2_chars`` (the characters that forced UCS-2; empty for GSM-7).
     """
-    n = len(bodies)
-    arr = _as_arrow(bodies)
-    force = np.broadcast_to(np.asarray(force_ucs2, dtype=bool), (n,))
-
-    # Byte-level pass over the whole buffer: for ASCII bodies a byte is a
-    # character, so a lookup table gives its septet width and cumulative sums
-    # give per-row totals without touching Python objects.
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
-    data_buf = arr.buffers()[2]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    data = data[offsets[0] : offsets[-1]]
-    rel = (offsets - offsets[0]).astype(np.int64)
-    starts = rel[:-1]
-    length = rel[1:] - starts  # bytes; equal to characters for ASCII rows
-    nonempty = np.flatnonzero(length > 0)
-    ascii_units = np.zeros(n, dtype=np.int64)
-    ascii_bad = np.zeros(n, dtype=bool)  # also true for any body with a non-ASCII byte
-    if len(nonempty):
-        # Empty rows are left out of reduceat: each segment then ends at the
-        # next non-empty row's start, and empty rows add nothing in between.
-        ascii_units[nonempty] = np.add.reduceat(_ASCII_WIDTH[data], starts[nonempty], dtype=np.int32)
-        ascii_bad[nonempty] = np.add.reduceat(_ASCII_BAD[data], starts[nonempty], dtype=np.int32) > 0
-
-    not_gsm = ascii_bad | force
-    # ASCII rows: GSM-7 septets from the table, or one UTF-16 unit per byte.
-    units = np.where(not_gsm, length, ascii_units)
-    n_ext = np.where(not_gsm, 0, ascii_units - length)
-    n_astral = np.zeros(n, dtype=np.int64)
-
-    # Non-ASCII bodies (accents, emoji, Greek GSM letters): Arrow regex kernels.
-    non_ascii = np.flatnonzero(~pc.string_is_ascii(arr).to_numpy(zero_copy_only=False))
-    if len(non_ascii):
-        sub = arr.take(pa.array(non_ascii))
-        sub_len = pc.utf8_length(sub).to_numpy(zero_copy_only=False).astype(np.int64)
-        sub_bad = pc.match_substring_regex(sub, _NOT_GSM).to_numpy(zero_copy_only=False)
-        sub_bad = sub_bad | force[non_ascii]
-        sub_ext = pc.count_substring_regex(sub, _EXT_RE).to_numpy(zero_copy_only=False)
-        sub_astral = pc.count_substring_regex(sub, _ASTRAL_RE).to_numpy(zero_copy_only=False)
-        not_gsm[non_ascii] = sub_bad
-        n_ext[non_ascii] = np.where(sub_bad, 0, sub_ext)
-        n_astral[non_ascii] = np.where(sub_bad, sub_astral, 0)
-        length[non_ascii] = sub_len
-        units[non_ascii] = np.where(sub_bad, sub_len + sub_astral, sub_len + sub_ext)
-
-    gsm = ~not_gsm
-    parts = np.where(gsm, parts_for(units, GSM7_SINGLE, GSM7_MULTI), parts_for(units, UCS2_SINGLE, UCS2_MULTI))
-
-    # Bodies whose split depends on where the double-width characters sit:
-    # character-level pass (rare: long bodies with extension or non-BMP chars).
-    careful = np.flatnonzero(
-        (gsm & (n_ext > 0) & (units > GSM7_SINGLE)) | (~gsm & (n_astral > 0) & (units > UCS2_SINGLE))
-    )
-    if len(careful):
-        texts = arr.take(pa.array(careful)).to_pylist()
-        for pos, text, f in zip(careful, texts, force[careful], strict=True):
-            est = estimate_one(text, bool(f))
-            parts[pos] = est.parts
-            units[pos] = est.length
-
-    # The characters that forced UCS-2: strip every GSM-7 character with one
-    # regex kernel, then dedupe what is left once per distinct leftover.
-    ucs2_chars = np.full(n, "", dtype=object)
-    natural = np.flatnonzero(~gsm & ~force)
-    if len(natural):
-        left = pc.replace_substring_regex(arr.take(pa.array(natural)), _GSM_RUN, "")
-        codes, uniques = pd.factorize(np.asarray(left.to_numpy(zero_copy_only=False), dtype=object))
-        deduped = np.array(["".join(dict.fromkeys(u)) for u in uniques] + [""], dtype=object)
-        ucs2_chars[natural] = deduped[codes]
-
+    res = estimate_arrow(_as_arrow(bodies), np.asarray(force_ucs2, dtype=bool))
+    encoding = pc.if_else(pa.array(res.gsm), pa.scalar("gsm7"), pa.scalar("ucs2"))
     return pd.DataFrame(
         {
-            "encoding": pd.array(np.where(gsm, "gsm7", "ucs2"), dtype="string"),
-            "body_length": units,
-            "parts_estimate": parts,
-            "ucs2_chars": pd.array(ucs2_chars, dtype="string"),
+            "encoding": _string_series(encoding, bodies.index),
+            "body_length": pd.Series(res.units, index=bodies.index),
+            "parts_estimate": pd.Series(res.parts, index=bodies.index),
+            "ucs2_chars": _string_series(res.ucs2_chars, bodies.index),
         },
         index=bodies.index,
     )

@@ -15,14 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["byte_view", "needs_escape", "quote", "join", "is_constant"]
-
-# bytes that JSON strings must escape: control characters, '"' and '\'
-_ESCAPE = np.zeros(256, dtype=np.uint8)
-_ESCAPE[:0x20] = 1
-_ESCAPE[ord('"')] = 1
-_ESCAPE[ord("\\")] = 1
-
+__all__ = ["byte_view", "constant", "needs_escape", "escape", "quote", "join", "is_constant"]
 
 def byte_view(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """``(starts, data)``: per-row byte offsets (n + 1, from 0) and the UTF-8 bytes."""
@@ -36,46 +29,54 @@ def byte_view(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return (offsets - offsets[0]).astype(np.int64), data
 
 
-def _row_any(table: np.ndarray, arr: pa.Array) -> np.ndarray:
-    """Per row: does any byte hit ``table``? (vectorised with ``reduceat``)."""
-    starts, data = byte_view(arr)
-    n = len(starts) - 1
-    out = np.zeros(n, dtype=bool)
-    if n == 0 or len(data) == 0:
-        return out
-    lengths = starts[1:] - starts[:-1]
-    nonempty = np.flatnonzero(lengths > 0)
-    if len(nonempty):
-        hits = table[data]
-        if not hits.any():
-            return out
-        out[nonempty] = np.add.reduceat(hits, starts[:-1][nonempty], dtype=np.int32) > 0
-    return out
+def constant(text: str, n: int) -> pa.Array:
+    """A string array of ``n`` copies of ``text``, built straight from buffers."""
+    raw = text.encode()
+    if len(raw) * n >= 2**31:  # int32 offsets: fall back to a large build in pieces
+        return pa.array([text] * n, type=pa.string())
+    offsets = (np.arange(n + 1, dtype=np.int32) * np.int32(len(raw))).astype(np.int32)
+    data = np.frombuffer(raw * n, dtype=np.uint8) if raw else np.zeros(0, np.uint8)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def needs_escape(arr: pa.Array) -> np.ndarray:
     """Per row: whether the JSON form of the string needs escapes."""
-    return _row_any(_ESCAPE, arr)
+    starts, data = byte_view(arr)
+    n = len(starts) - 1
+    hits = (data < 0x20) | (data == 0x22) | (data == 0x5C)  # control, '"' and '\\'
+    if not hits.any():  # the usual case: one cheap pass, no per-row sums
+        return np.zeros(n, dtype=bool)
+    out = np.zeros(n, dtype=bool)
+    lengths = starts[1:] - starts[:-1]
+    nonempty = np.flatnonzero(lengths > 0)
+    out[nonempty] = np.add.reduceat(hits, starts[:-1][nonempty], dtype=np.int32) > 0
+    return out
+
+
+def escape(arr: pa.Array) -> pa.Array:
+    """The inside of JSON string literals (escaped, without the quotes); nulls stay null.
+
+    Rows that need no escaping are returned as they are (no copy when none does).
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    special = np.flatnonzero(needs_escape(arr))
+    if len(special) == 0:
+        return arr
+    sub = arr.take(pa.array(special))
+    codes, uniques = pd.factorize(np.asarray(sub.to_numpy(zero_copy_only=False), dtype=object))
+    texts = pa.array([orjson.dumps(u).decode()[1:-1] for u in uniques], type=pa.string())
+    fixed = texts.take(pa.array(codes, mask=codes < 0))
+    mask = np.zeros(len(arr), dtype=bool)
+    mask[special] = True
+    full = np.zeros(len(arr), dtype=np.int64)
+    full[special] = np.arange(len(special))
+    return pc.if_else(pa.array(mask), fixed.take(pa.array(full)), arr)
 
 
 def quote(arr: pa.Array) -> pa.Array:
     """JSON string literals (``"..."``) for every value; nulls stay null."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    quoted = pc.binary_join_element_wise('"', arr, '"', "")
-    special = np.flatnonzero(needs_escape(arr))
-    if len(special) == 0:
-        return quoted
-    sub = arr.take(pa.array(special))
-    codes, uniques = pd.factorize(np.asarray(sub.to_numpy(zero_copy_only=False), dtype=object))
-    texts = pa.array([orjson.dumps(u).decode() for u in uniques], type=pa.string())
-    fixed = texts.take(pa.array(codes, mask=codes < 0))
-    mask = np.zeros(len(arr), dtype=bool)
-    mask[special] = True
-    # scatter the re-quoted rows back over the fast ones
-    full = np.zeros(len(arr), dtype=np.int64)
-    full[special] = np.arange(len(special))
-    return pc.if_else(pa.array(mask), fixed.take(pa.array(full)), quoted)
+    return pc.binary_join_element_wise('"', escape(arr), '"', "")
 
 
 def is_constant(arr: pa.Array) -> bool:

@@ -16,8 +16,10 @@ exist, the national number must have a length ``phonenumbers`` calls possible,
 and it must match one of the country's number-type patterns (mobile, fixed
 line, toll free, ...) from ``phonenumbers``' metadata, one regex pass per
 distinct country code. That is ``is_valid_number`` without its
-region-by-leading-digits step; ``strict=True`` adds the exact
-``phonenumbers.is_valid_number``, once per distinct number.
+region-by-leading-digits step. ``check="possible"`` keeps only the code and
+length tests (the spec's own example ``00316012345678`` passes only that);
+``check="strict"`` adds the exact ``phonenumbers.is_valid_number``, once per
+distinct number.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ import pyarrow.compute as pc
 from .fragments import byte_view
 from .templates import to_arrow, to_series
 
-__all__ = ["normalize", "normalize_arrow", "reasons", "MISSING", "INVALID"]
+__all__ = ["normalize", "normalize_arrow", "reasons", "CHECKS", "MISSING", "INVALID"]
+
+#: Levels of number checking: code + length, + number-type patterns, + is_valid_number.
+CHECKS: tuple[str, ...] = ("possible", "valid", "strict")
 
 #: ``error_code`` of a row without a number (the gateway's "invalid To field").
 MISSING = 302
@@ -45,16 +50,12 @@ _LETTERS = re.compile(r"[A-Za-z]")
 _JUNK = re.compile(r"\(0\)|[\s\-./()\[\]]")
 _JUNK_RE2 = r"\(0\)|[\s\-./()\[\]]"
 
-# Byte classes for the stage-1 scan, as weights summed per row with one int32
-# reduceat: digits weigh 0, a "+" 1, a separator 2**10, anything else 2**20.
-_DIGIT = np.zeros(256, dtype=np.uint8)
-_DIGIT[ord("0") : ord("9") + 1] = 1
-_CLASS = np.full(256, 1 << 20, dtype=np.int32)
+# Byte classes for the stage-1 scan: 0 digit, 1 "+", 2 separator, 3 anything else.
+_CLASS = np.full(256, 3, dtype=np.uint8)
 _CLASS[ord("0") : ord("9") + 1] = 0
 _CLASS[ord("+")] = 1
 for _ch in " \t\r\n-./()[]":
-    _CLASS[ord(_ch)] = 1 << 10
-_MAX_LEN = 1000  # longer values go to stage 2 (keeps the packed counts apart)
+    _CLASS[ord(_ch)] = 2
 
 _TYPES = (
     "fixed_line",
@@ -123,18 +124,26 @@ def _national_prefix(region: str) -> tuple[int, str] | None:
     return md.country_code, md.national_prefix
 
 
-def _per_row(table: np.ndarray, starts: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """Per row: the sum of ``table`` over its bytes (int32 reduceat: fast)."""
+def _count(hits: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per row: how many of its bytes are flagged in ``hits`` (int32 reduceat: fast)."""
     n = len(starts) - 1
     out = np.zeros(n, dtype=np.int64)
     lengths = starts[1:] - starts[:-1]
     nonempty = np.flatnonzero(lengths > 0)
-    if len(nonempty) and len(data):
-        weights = table[data]
-        if not weights.any():
-            return out
-        out[nonempty] = np.add.reduceat(weights, starts[:-1][nonempty].astype(np.intp), dtype=np.int32)
+    if len(nonempty) and len(hits):
+        out[nonempty] = np.add.reduceat(hits, starts[:-1][nonempty], dtype=np.int32)
     return out
+
+
+def _classes(starts: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: counts of ``+``, separators and other non-digit bytes."""
+    n = len(starts) - 1
+    nondigit = (data - np.uint8(48)) > 9  # uint8 wraps: one pass, no table
+    if not nondigit.any():
+        zero = np.zeros(n, dtype=np.int64)
+        return zero, zero, zero
+    cls = _CLASS[data]
+    return _count(cls == 1, starts), _count(cls == 2, starts), _count(cls == 3, starts)
 
 
 def _byte_at(starts: np.ndarray, data: np.ndarray, k: int) -> np.ndarray:
@@ -146,13 +155,13 @@ def _byte_at(starts: np.ndarray, data: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _check_e164(digits: pa.Array) -> np.ndarray:
+def _check_e164(digits: pa.Array, patterns: bool = True) -> np.ndarray:
     """Validity of E.164 digit strings (no ``+``/``00``): known code, possible length, type pattern."""
-    return _check_e164_cc(digits)[0]
+    return _check_e164_cc(digits, patterns=patterns)[0]
 
 
 def _check_e164_cc(
-    digits: pa.Array, assume_digits: bool = False
+    digits: pa.Array, assume_digits: bool = False, patterns: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(ok, country code, code length)`` per row (code 0 when unknown)."""
     n = len(digits)
@@ -162,7 +171,7 @@ def _check_e164_cc(
     digits = pc.fill_null(digits, "")
     starts, data = byte_view(digits)
     lengths = starts[1:] - starts[:-1]
-    all_digits = True if assume_digits else _per_row(1 - _DIGIT, starts, data) == 0
+    all_digits = True if assume_digits else _count((data - np.uint8(48)) > 9, starts) == 0
     d = [_byte_at(starts, data, k) - 48 for k in range(3)]
     is_cc = _is_cc()
     cc = np.zeros(n, dtype=np.int64)
@@ -183,7 +192,7 @@ def _check_e164_cc(
         table[u] = _possible(int(u // 100), int(u % 100))
     ok[known] = table[pairs]
     # the number plan: one regex pass per distinct country code
-    codes = np.flatnonzero(np.bincount(cc[ok], minlength=1)) if ok.any() else []
+    codes = np.flatnonzero(np.bincount(cc[ok], minlength=1)) if ok.any() and patterns else []
     for c in codes:
         if len(codes) == 1:
             rows, sub = np.flatnonzero(ok), None
@@ -246,9 +255,8 @@ def _stage1(raw: pa.Array, region: str | None) -> tuple[pa.Array, np.ndarray, pa
     filled = pc.fill_null(raw, "")
     starts, data = byte_view(filled)
     lengths = starts[1:] - starts[:-1]
-    packed = _per_row(_CLASS, starts, data)
-    plus, junk, other = packed & 0x3FF, (packed >> 10) & 0x3FF, packed >> 20
-    simple = (lengths > 0) & (lengths < _MAX_LEN) & (other == 0) & (plus <= 1)
+    plus, junk, other = _classes(starts, data)
+    simple = (lengths > 0) & (other == 0) & (plus <= 1)
     cleaned = filled
     if (simple & (junk > 0)).any():
         rows = np.flatnonzero(simple & (junk > 0))
@@ -293,7 +301,7 @@ def _stage1(raw: pa.Array, region: str | None) -> tuple[pa.Array, np.ndarray, pa
 
 
 def normalize_arrow(
-    raw: pa.Array, region: str | None = None, *, strict: bool = False
+    raw: pa.Array, region: str | None = None, *, check: str = "valid"
 ) -> tuple[pa.Array, np.ndarray, pa.Array]:
     """Normalise an Arrow string array of raw numbers.
 
@@ -303,8 +311,8 @@ def normalize_arrow(
         Raw numbers; nulls are missing numbers.
     region : str, optional
         ISO region for national numbers.
-    strict : bool
-        Also require ``phonenumbers.is_valid_number``.
+    check : {"valid", "possible", "strict"}
+        How hard to check; see the module docstring.
 
     Returns
     -------
@@ -315,6 +323,9 @@ def normalize_arrow(
     e164 : pyarrow.StringArray
         The candidate digits (for diagnostics).
     """
+    if check not in CHECKS:
+        raise ValueError(f"check must be one of {CHECKS}, not {check!r}")
+    strict, patterns = check == "strict", check != "possible"
     n = len(raw)
     e164, placed, number = _stage1(raw, region)
     ok = np.zeros(n, dtype=bool)
@@ -322,7 +333,7 @@ def normalize_arrow(
     if placed.any():
         rows = np.flatnonzero(placed)
         sub = e164 if len(rows) == n else e164.take(pa.array(rows))
-        good, cc, cc_len = _check_e164_cc(sub, assume_digits=True)
+        good, cc, cc_len = _check_e164_cc(sub, assume_digits=True, patterns=patterns)
         ok[rows] = good
         # A placed number that failed goes to phonenumbers only when it may read
         # it differently: a national prefix written after the country code
@@ -349,7 +360,7 @@ def normalize_arrow(
         codes, uniques = pd.factorize(np.asarray(texts, dtype=object))
         parsed = [_parse_cached(u, region, strict) for u in uniques]
         digits = pa.array([d for d, _ in parsed], type=pa.string()).take(pa.array(codes))
-        good = _check_e164(digits) & digits.is_valid().to_numpy(zero_copy_only=False)
+        good = _check_e164(digits, patterns) & digits.is_valid().to_numpy(zero_copy_only=False)
         ok[retry[good]] = True
         e164_np = np.asarray(e164.to_numpy(zero_copy_only=False), dtype=object)
         e164_np[retry] = np.asarray(digits.to_numpy(zero_copy_only=False), dtype=object)
@@ -370,7 +381,7 @@ def normalize_arrow(
     return number, code, e164
 
 
-def normalize(values: pd.Series, region: str | None = None, *, strict: bool = False) -> pd.DataFrame:
+def normalize(values: pd.Series, region: str | None = None, *, check: str = "valid") -> pd.DataFrame:
     """Normalise phone numbers to ``"00" + country code + national number``.
 
     Parameters
@@ -380,8 +391,10 @@ def normalize(values: pd.Series, region: str | None = None, *, strict: bool = Fa
         Phone numbers should be strings: an integer loses its leading ``00``/``+``.
     region : str, optional
         ISO region (``"NL"``) assumed for national numbers.
-    strict : bool
-        Also require ``phonenumbers.is_valid_number``.
+    check : {"valid", "possible", "strict"}
+        ``"possible"``: known country code and possible length; ``"valid"``
+        (default): also one of the country's number-type patterns; ``"strict"``:
+        also ``phonenumbers.is_valid_number``.
 
     Returns
     -------
@@ -391,7 +404,7 @@ def normalize(values: pd.Series, region: str | None = None, *, strict: bool = Fa
         ``error`` (string reason naming the raw value, or ``<NA>``).
     """
     raw = to_arrow(values)
-    number, code, _ = normalize_arrow(raw, region, strict=strict)
+    number, code, _ = normalize_arrow(raw, region, check=check)
     return pd.DataFrame(
         {
             "number": to_series(number, values.index),

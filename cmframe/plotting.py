@@ -139,7 +139,8 @@ def plot_outcomes(
     if by:
         ax.set_ylabel(_by_text(by))
     ax.set_title(title or (f"Outcomes by {_by_text(by)}" if by else "Outcomes"))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    if len(values.columns):
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     return ax
 
 
@@ -349,8 +350,8 @@ def plot_timeline(
     """Outcomes over time: stacked bars of events per interval.
 
     A campaign frame counts final status reports (delivered / failed /
-    rejected at ``final_report_at``), with the messages sent per interval as a
-    line; a results frame counts send outcomes at ``sent_at``; a reports frame
+    rejected at ``final_report_at``), with the time the messages went out as a shaded
+    span; a results frame counts send outcomes at ``sent_at``; a reports frame
     (``read_status_reports``) counts every report at ``received_at``.
 
     Parameters
@@ -394,11 +395,13 @@ def plot_timeline(
                label=analysis.OUTCOME_LABELS[name])  # fmt: skip
         bottom += h
     if what == "final status reports" and "sent_at" in df.columns:
-        sent = pd.to_datetime(df["sent_at"], utc=True).dropna().dt.floor(freq).value_counts()
-        sent = sent.reindex(full, fill_value=0) if len(sent) else sent
+        # when the messages went out: a shaded span (their counts would dwarf the reports)
+        sent = pd.to_datetime(df["sent_at"], utc=True).dropna()
         if len(sent):
-            ax.step(x, sent.to_numpy(), where="post", color="#333333", linewidth=1,
-                    label="sent")  # fmt: skip
+            first, last = (t.tz_convert("UTC").tz_localize(None) for t in (sent.min(), sent.max()))
+            ax.axvspan(mdates.date2num(first), mdates.date2num(last) + width / 0.9,
+                       color="#9e9e9e", alpha=0.2, linewidth=0, label="sending")  # fmt: skip
+    ax.set_ylim(0, max(float(bottom.max()), 1.0) * 1.08)
     ax.xaxis_date()
     locator = mdates.AutoDateLocator(maxticks=8)
     ax.xaxis.set_major_locator(locator)

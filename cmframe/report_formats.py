@@ -73,6 +73,8 @@ _TO_JUNK = re.compile(r"[\s\-.()\[\]/]")
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _ISO_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?$"
 _MAX_DEPTH = 6
+_UNREADABLE = "unreadable timestamp"
+_OUT_OF_RANGE = "timestamp out of range (1970-2199)"
 
 # Field aliases, compared after lower-casing and dropping non-alphanumerics.
 _TO_KEYS = ("to", "recipient", "gsm", "msisdn", "phone", "phonenumber", "mobile", "number", "receiver")
@@ -209,13 +211,13 @@ def parse_timestamp(value: Any) -> datetime | None:
                 try:
                     stamp = _dateparser.parse(text, dayfirst=True)
                 except (ValueError, OverflowError, TypeError) as exc:
-                    raise ValueError(f"unreadable timestamp {text[:40]!r}") from exc
+                    raise ValueError(_UNREADABLE) from exc
     try:
         stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
-        raise ValueError("timestamp out of range") from exc
+        raise ValueError(_OUT_OF_RANGE) from exc
     if not _TS_MIN <= stamp < _TS_MAX:
-        raise ValueError(f"timestamp out of range: {stamp.isoformat()}")
+        raise ValueError(_OUT_OF_RANGE)
     return stamp
 
 
@@ -539,6 +541,7 @@ def parse_body(body: bytes | str, *, content_type: str | None = None, location: 
         text = body
     text = text.lstrip("\ufeff")
     kind = _sniff(text, content_type)
+    before = len(out.rows) + len(out.rejects)
     if kind == "json":
         try:
             obj = orjson.loads(text)
@@ -552,6 +555,8 @@ def parse_body(body: bytes | str, *, content_type: str | None = None, location: 
         _parse_query(text.strip(), location, out, query_source)
     else:
         out.reject("body", location, "empty body" if not text.strip() else "not JSON, XML or a query string", text)
+    if len(out.rows) + len(out.rejects) == before:  # e.g. an empty Transactions page
+        out.reject(kind, location, "no status report in body", text)
     return out
 
 
@@ -593,17 +598,17 @@ def _strings(values: Any, n: int) -> pd.Series:
 
 
 def _timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Vectorised :func:`parse_timestamp`: ``(utc_times, unreadable_mask)``.
+    """Vectorised :func:`parse_timestamp`: ``(utc_times, reasons)`` (reason ``None`` when fine).
 
     Well-formed ISO values go through pandas at once; the rest through the
     scalar parser once per distinct value.
     """
     n = len(values)
     out = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")
-    bad = np.zeros(n, dtype=bool)
+    why = np.full(n, None, dtype=object)
     present = values.notna().to_numpy()
     if not present.any():
-        return out, pd.Series(bad)
+        return out, pd.Series(why)
     iso = values.str.match(_ISO_RE).fillna(False).to_numpy(dtype=bool)
     if iso.any():
         parsed = pd.to_datetime(values[iso].str.replace(r"[Zz]$", "+00:00", regex=True),
@@ -618,19 +623,19 @@ def _timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     if rest.any():
         codes, uniques = pd.factorize(values[rest].to_numpy(dtype=object))
         parsed_u = np.empty(len(uniques), dtype="datetime64[ns]")
-        bad_u = np.zeros(len(uniques), dtype=bool)
+        why_u = np.full(len(uniques), None, dtype=object)
         for i, text in enumerate(uniques):  # per distinct value, not per row
             try:
                 stamp = parse_timestamp(text)
-            except ValueError:
-                bad_u[i] = True
+            except ValueError as exc:
+                why_u[i] = str(exc)
                 parsed_u[i] = np.datetime64("NaT")
                 continue
             parsed_u[i] = np.datetime64(stamp.replace(tzinfo=None), "ns")
         idx = np.flatnonzero(rest)
         out.iloc[idx] = pd.to_datetime(parsed_u[codes]).tz_localize("UTC")
-        bad[idx] = bad_u[codes]
-    return out, pd.Series(bad)
+        why[idx] = why_u[codes]
+    return out, pd.Series(why)
 
 
 def normalise_columns(
@@ -672,10 +677,9 @@ def normalise_columns(
     err_text = raw["error_code"]
     err = pd.to_numeric(err_text.where(err_text.str.fullmatch(_INT_RE.pattern).fillna(False)), errors="coerce")
     err = err.where(err.abs() < _INT_LIMIT).astype("Float64").astype("Int64")
-    received, bad_time = _timestamps(raw["received"])
+    received, time_reasons = _timestamps(raw["received"])
 
-    reasons = pd.Series(pd.array([None] * n, dtype="string"))
-    reasons = reasons.mask(bad_time.to_numpy(), "unreadable timestamp")
+    reasons = pd.Series(pd.array(time_reasons.to_numpy(), dtype="string"))
     reasons = reasons.mask(code.isna().to_numpy() & status_text.notna().to_numpy(),
                            "status is not a code or status name")  # fmt: skip
     reasons = reasons.mask(status_text.isna().to_numpy(), "missing status")

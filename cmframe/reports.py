@@ -495,24 +495,64 @@ def _utc_ns(values: Any, n: int) -> np.ndarray:
     return stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
+def _as_arrow(values: pd.Series):
+    """The values as a pyarrow string array, without a copy when they already are one."""
+    import pyarrow as pa
+
+    data = getattr(values.array, "_pa_array", None)
+    if data is not None and pa.types.is_string(data.type) or data is not None and pa.types.is_large_string(data.type):
+        return data
+    objects = values.astype("object").where(values.notna(), None).to_numpy()
+    return pa.chunked_array([pa.array(objects, type=pa.string(), from_pandas=True)])
+
+
+def _number_ints(values: pd.Series) -> np.ndarray | None:
+    """Canonical ``0…`` digit strings as distinct int64 (``value * 32 + length``), ``-1`` for
+    missing; ``None`` when some value is not canonical (then strings are used)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _as_arrow(values)
+    if arr.null_count == len(arr):
+        return np.full(len(arr), -1, dtype=np.int64)
+    lengths = pc.utf8_length(arr)
+    # starting with "0" also rules out signs, which the integer cast would accept
+    if pc.max(lengths).as_py() > 17 or not pc.all(pc.starts_with(arr, "0")).as_py():
+        return None
+    try:
+        ints = pc.cast(arr, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    value = pc.fill_null(ints, -1).to_numpy()
+    size = pc.fill_null(lengths, 0).to_numpy().astype(np.int64)
+    return np.where(value < 0, -1, value * 32 + size)
+
+
+def _number_codes(res_num: pd.Series, rep_to: pd.Series) -> np.ndarray:
+    """Dense codes of the numbers of results then reports (``-1`` = missing / no number)."""
+    rep_ints = _number_ints(rep_to)
+    res_ints = _number_ints(res_num) if rep_ints is not None else None
+    if rep_ints is not None and res_ints is not None:  # the fast path: digits as integers
+        both = np.concatenate([res_ints, rep_ints])
+        codes, _ = pd.factorize(both, use_na_sentinel=False)
+        return np.where(both < 0, -1, codes)
+    # Hand-made report frames may carry "+31…" or "31…": normalise the distinct values only.
+    nums = pd.concat([res_num.astype("string"), rep_to.astype("string")], ignore_index=True)
+    codes, uniques = pd.factorize(nums, use_na_sentinel=True)
+    fixed = np.asarray(uniques, dtype=object)
+    fixed = np.array([normalise_to(v) for v in fixed], dtype=object)  # per distinct value
+    remap, _ = pd.factorize(pd.array(fixed, dtype="string"), use_na_sentinel=True)
+    return np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+
+
 def _factorize_keys(res_ref: pd.Series, res_num: pd.Series, rep_ref: pd.Series, rep_to: pd.Series):
-    """Dense int keys for (reference, number) shared by results and reports."""
+    """Dense int keys for (reference, number) shared by results and reports (``-1``: no number)."""
     n = len(res_num)
     refs = pd.concat([res_ref.astype("string"), rep_ref.astype("string")], ignore_index=True)
     ref_codes, _ = pd.factorize(refs, use_na_sentinel=False)
-    nums = pd.concat([res_num.astype("string"), rep_to.astype("string")], ignore_index=True)
-    num_codes, num_uniques = pd.factorize(nums, use_na_sentinel=True)
-    # Hand-made report frames may carry "+31…" or "31…": normalise the distinct values only.
-    uniq = pd.Series(num_uniques, dtype="string")
-    odd = ~uniq.str.fullmatch(r"0[0-9]{2,19}").fillna(False).to_numpy(dtype=bool)
-    if odd.any():
-        fixed = uniq.to_numpy(dtype=object)
-        fixed[odd] = [normalise_to(v) for v in fixed[odd]]
-        remap, _ = pd.factorize(pd.array(fixed, dtype="string"), use_na_sentinel=True)
-        num_codes = np.where(num_codes >= 0, remap[np.maximum(num_codes, 0)], -1)
+    num_codes = _number_codes(res_num, rep_to)
     combined = ref_codes.astype(np.int64) * (int(num_codes.max(initial=0)) + 1) + num_codes
-    combined = np.where(num_codes < 0, -1, combined)
-    keys, _ = pd.factorize(combined, use_na_sentinel=False)
+    keys, _ = pd.factorize(np.where(num_codes < 0, -1, combined), use_na_sentinel=False)
     keys = np.where(num_codes < 0, -1, keys)
     return keys[:n], keys[n:]
 
@@ -589,35 +629,36 @@ def merge_status(
     # delivered: the earliest delivered report is the one that counts (sort it last)
     t_sort = np.where(rank == 3, -t_sort, t_sort)
 
+    # Per key, with scatter reductions (no sort, no per-row loop): the best rank,
+    # then the best time among reports of that rank, then the last such report.
     valid = rep_key >= 0
     idx = np.flatnonzero(valid)
     key_v = rep_key[idx]
-    order = idx[np.lexsort((t_sort[idx], key_v * 4 + rank[idx]))]
-    sorted_key = rep_key[order]
-    if len(order):
-        starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
-        ends = np.r_[starts[1:], len(order)] - 1
-        group_keys = sorted_key[starts]
-    else:
-        starts = ends = group_keys = np.empty(0, dtype=np.int64)
-
+    best_rank = np.full(n_keys, -1, dtype=np.int64)
+    np.maximum.at(best_rank, key_v, rank[idx])
+    cand = idx[rank[idx] == best_rank[key_v]]
+    best_t = np.full(n_keys, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(best_t, rep_key[cand], t_sort[cand])
+    cand = cand[t_sort[cand] == best_t[rep_key[cand]]]
     winner = np.full(n_keys, -1, dtype=np.int64)
-    winner[group_keys] = order[ends]
+    np.maximum.at(winner, rep_key[cand], cand)
     seen = np.bincount(key_v, minlength=n_keys)
     first = np.full(n_keys, _NEVER, dtype=np.int64)
-    if len(order):
-        first[group_keys] = np.minimum.reduceat(np.where(nat, _NEVER, t)[order], starts)
-    # the last named operator in the same order, for winners without one
+    np.minimum.at(first, key_v, np.where(nat, _NEVER, t)[idx])
+    # for winners without an operator: the latest report that names one
     op_values = reports["operator"] if "operator" in reports else None
     last_op = np.full(n_keys, -1, dtype=np.int64)
-    if op_values is not None and len(order):
-        has_op = op_values.notna().to_numpy()[order]
-        pos = np.where(has_op, order, -1)
-        last_op[group_keys] = np.maximum.reduceat(pos, starts)
-    # conflicts: distinct final statuses per key
-    final = (rank >= 2) & valid
-    pairs = pd.unique(rep_key[final] * 8 + status_code[final])
-    conflict_keys = np.bincount(pairs // 8, minlength=n_keys) > 1
+    if op_values is not None and m:
+        named = idx[op_values.notna().to_numpy()[idx]]
+        latest = np.full(n_keys, np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(latest, rep_key[named], t[named])
+        named = named[t[named] == latest[rep_key[named]]]
+        np.maximum.at(last_op, rep_key[named], named)
+    # conflicts: more than one distinct final status per key (a bit per status)
+    final = idx[rank[idx] >= 2]
+    seen_bits = np.zeros(n_keys, dtype=np.int64)
+    np.bitwise_or.at(seen_bits, rep_key[final], np.left_shift(1, status_code[final]))
+    conflict_keys = (seen_bits & (seen_bits - 1)) != 0
 
     # ---- per row
     has_key = row_key >= 0
@@ -625,8 +666,9 @@ def merge_status(
     win = np.where(has_key, winner[rk] if n_keys else -1, -1)
     win_rank = np.where(win >= 0, rank[np.maximum(win, 0)] if m else 0, -1)
     win_status = np.where(win >= 0, status_code[np.maximum(win, 0)] if m else 4, 4)
-    names = np.array(list(REPORT_STATUSES) + ["none"], dtype=object)
-    delivery = np.where(win_rank >= 1, names[win_status], "none")
+    # built from codes: converting a million Python strings would cost more than the merge
+    delivery = pd.Categorical.from_codes(np.where(win_rank >= 1, win_status, 4),
+                                         [*REPORT_STATUSES, "none"]).astype("string")  # fmt: skip
 
     def take(column: str, dtype: str) -> pd.Series:
         if column not in reports.columns or m == 0:
@@ -652,7 +694,7 @@ def merge_status(
 
     index = results.index
     delivery_cols = {
-        "delivery_status": pd.array(delivery, dtype="string"),
+        "delivery_status": delivery,
         "delivery_error_code": take("error_code", "Int64").array,
         "delivery_error": take("error_description", "string").array,
         "first_report_at": first_at.array,

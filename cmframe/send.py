@@ -151,6 +151,7 @@ def _prepare(
     fingerprint = _fingerprint(len(plan), int(chunk_size), bool(merge_identical), chunks)
     store = Journal(journal)
     try:
+        store.lock()
         resumed = not store.is_new()
         if not resumed:
             meta["url"] = _public_url(url)
@@ -362,7 +363,12 @@ async def _engine(
                 return
             await post(client, chunk)
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # An idle connection the server closes just as it is reused fails as "dropped after
+    # sending" (outcome unknown): drop idle connections well before common server
+    # keep-alive timeouts (5 s for uvicorn and Apache) instead.
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
+    )
     try:
         async with httpx.AsyncClient(
             transport=transport, timeout=timeout, limits=limits, follow_redirects=False
@@ -392,15 +398,22 @@ def _run_blocking(factory: Callable[[threading.Event], Coroutine[Any, Any, _Outc
     # A loop already runs in this thread (Jupyter): never re-enter it; give the
     # engine its own loop in a worker thread and block until it is done.
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cmframe-send")
+    interrupted = False
     try:
         future = pool.submit(asyncio.run, factory(cancel))
         while True:
             try:
-                return future.result()
+                outcome = future.result()
+                break
             except KeyboardInterrupt:
-                cancel.set()  # stop starting chunks; those in flight finish and are recorded
+                # stop starting chunks; those in flight finish and are journaled
+                interrupted = True
+                cancel.set()
     finally:
         pool.shutdown(wait=True)
+    if interrupted:
+        raise KeyboardInterrupt("send interrupted; send again with the same journal to resume")
+    return outcome
 
 
 def _finish(prep: _Prepared, outcome: _Outcome, dry_run: bool) -> pd.DataFrame:
@@ -413,9 +426,10 @@ def _finish(prep: _Prepared, outcome: _Outcome, dry_run: bool) -> pd.DataFrame:
     if outcome.rejected:
         chunk, answer = outcome.rejected
         not_sent = int(counts.get("not_sent", 0))
+        code = f", errorCode {answer.error_code}" if answer.error_code is not None else ""
         raise RequestRejected(
-            f"the gateway rejected a whole request (chunk {chunk}, HTTP {answer.http_status},"
-            f" errorCode {answer.error_code}: {answer.details or 'no details'});"
+            f"the gateway rejected a whole request (chunk {chunk}, HTTP {answer.http_status}{code}:"
+            f" {answer.details or 'no details'});"
             f" {not_sent} row(s) not sent. Fix the cause and send again with the same journal"
             " to send the rest.",
             http_status=answer.http_status,

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .exceptions import MissingColumnError, SpecError
+from .fragments import constant
 
 __all__ = [
     "Piece",
@@ -219,8 +220,7 @@ def render(df: pd.DataFrame, template: str, *, what: str = "template") -> pa.Arr
     pieces = parse(template, what=what)
     n = len(df)
     if all(p.field is None for p in pieces):
-        text = "".join(p.literal for p in pieces)
-        return pa.array(np.full(n, text, dtype=object), type=pa.string())
+        return constant("".join(p.literal for p in pieces), n)
     columns: dict[tuple, pa.Array] = {}
     parts: list[pa.Array | str] = []
     for p in pieces:

@@ -20,7 +20,7 @@ def test_outcome_one_per_row_in_each_stage():
         "accepted", "accepted", "accepted", "accepted", "accepted",
         "rejected", "unknown", "unknown", "not_sent", "invalid",
     ]  # fmt: skip
-    assert analysis.outcome(camp).tolist() == [
+    assert camp.cm.outcome().tolist() == [
         "delivered", "failed", "rejected", "pending", "pending",
         "rejected", "unknown", "delivered", "not_sent", "invalid",
     ]  # fmt: skip
@@ -169,7 +169,7 @@ def test_latency_before_reports_is_empty_not_an_error():
 
 def test_attention_lists_rows_to_decide():
     camp = make_campaign(KIND_LIST)
-    att = analysis.attention(camp)
+    att = camp.cm.attention()
     assert set(att["outcome"]) == {"invalid", "rejected", "unknown", "not_sent", "failed"}
     assert att.loc[att["outcome"] == "invalid", "reason"].iloc[0] == "to: not a phone number"
     assert att["reason"].notna().all()
@@ -190,3 +190,12 @@ def test_inputs_are_not_mutated():
     camp.cm.errors(by="channel")
     camp.cm.latency(by="operator")
     pd.testing.assert_frame_equal(camp, before)
+
+
+def test_empty_frames_give_an_overall_row_of_zeros():
+    empty = make_campaign(KIND_LIST).iloc[:0]
+    s = empty.cm.summary()
+    assert s.loc["all", "rows"] == 0 and s.loc["all", "delivered"] == 0
+    assert pd.isna(s.loc["all", "delivery_rate"])
+    assert empty.cm.errors().empty
+    assert empty.cm.latency().loc["all", "count"] == 0

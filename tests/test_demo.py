@@ -93,3 +93,32 @@ def test_sample_recipients_build_when_the_csv_is_missing():
     plan = demo.build_plan(frame)
     invalid = plan["error_code"].notna()
     assert 0 < invalid.sum() < 30 and plan.loc[~invalid, "number"].str.startswith("00316").all()
+
+
+def test_report_command_from_the_demo_journal_and_store(demo_run, tmp_path):
+    out, _ = demo_run
+    html_path = tmp_path / "report.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "cmframe", "report", str(out / "campaign.cmjournal"),
+         "--reports", str(out / "reports.sqlite"), "--out", str(html_path),
+         "--price", "NL=0.075", "--price", "*=0.095"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    campaign = pd.read_parquet(out / "campaign.parquet")
+    outcomes = analysis.outcome(campaign)
+    delivered = int((outcomes == "delivered").sum())
+    html = html_path.read_text(encoding="utf-8")
+    assert f'data-metric="delivered">{delivered:,}<' in html
+    assert f"{delivered:,} delivered" in done.stdout and str(html_path) in done.stdout
+    assert 'data-metric="cost">€' in html
+
+
+def test_report_from_the_demo_csv_matches_the_parquet(demo_run, tmp_path, capsys):
+    from cmframe import report
+
+    out, _ = demo_run
+    assert report.main([str(out / "campaign.csv"), "--out", str(tmp_path / "r.html")]) == 0
+    from_csv = capsys.readouterr().out.splitlines()[-1]
+    parquet = pd.read_parquet(out / "campaign.parquet")
+    assert from_csv == report.format_headline(report.headline(parquet))

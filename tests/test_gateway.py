@@ -387,3 +387,51 @@ def test_config_object_and_unknown_option():
         FakeGateway(no_such_option=1)
     with pytest.raises(SpecError):
         FakeGateway(report_format="yaml")
+
+
+def test_gateway_and_reports_inside_a_jupyter_kernel(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    cell = (
+        "import asyncio, httpx\n"
+        "from cmframe.gateway import serve_gateway\n"
+        "from cmframe.testing import WebhookRecorder\n"
+        "asyncio.get_running_loop()  # the kernel's own loop is running\n"
+        f"body = {request(msg('0031612345678', '0031612345679'))!r}\n"
+        "with WebhookRecorder() as hook, serve_gateway(webhook=hook.url, time_scale=1000) as gw:\n"
+        "    status = httpx.post(gw.message_url, json=body).status_code\n"
+        "    done = gw.wait_reports(60)\n"
+        "print('RESULT', status, done, len(gw.ledger_frame()), len(hook.requests))"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(cell)]
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "".join(o.get("text", "") for o in nb.cells[0].outputs if o.output_type == "stream")
+    assert "RESULT 200 True 2 4" in text, nb.cells[0].outputs
+
+
+def test_an_internal_failure_is_answered_like_cms_500(monkeypatch, caplog):
+    import cmframe.gateway.core as core
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(core, "check_request", boom)
+    with serve_gateway(tokens=[TOKEN]) as gw, httpx.Client() as c:
+        r = post(c, gw, request(msg("0031612345678")))
+    assert r.status_code == 500
+    assert r.json() == request_error("Unknown Error", 999)
+    assert TOKEN not in caplog.text
+
+
+def test_a_ledger_of_another_layout_is_refused(tmp_path):
+    from cmframe.exceptions import GatewayError
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, number TEXT)")
+    db.commit()
+    db.close()
+    with pytest.raises(GatewayError, match="another layout"), serve_gateway(ledger=path):
+        pass

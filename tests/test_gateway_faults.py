@@ -170,10 +170,12 @@ def test_fake_gateway_real_sleep_is_injectable():
 
 def test_cli_serves_until_interrupted(tmp_path):
     ledger = tmp_path / "cli.sqlite"
+    config = tmp_path / "gateway.json"
+    config.write_text('{"spam_words": ["forbidden"], "ledger": "ignored.sqlite"}')
     env = {k: v for k, v in os.environ.items() if k != "CM_PRODUCT_TOKEN"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cmframe", "gateway", "--port", "0", "--token", TOKEN, "--ledger", str(ledger),
-         "--faults", "ok,503:2"],
+         "--faults", "ok,503:2", "--config", str(config)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
@@ -183,6 +185,8 @@ def test_cli_serves_until_interrupted(tmp_path):
         assert httpx.post(url + "/v1.0/message", content=payload(), timeout=30).status_code == 200
         r = httpx.post(url + "/v1.0/message", content=payload(), timeout=30)
         assert (r.status_code, r.headers["retry-after"]) == (503, "2")
+        spam = payload().replace(b'"Hi"', b'"a forbidden word"')
+        assert httpx.post(url + "/v1.0/message", content=spam, timeout=30).json()["messages"][0]["messageErrorCode"] == 401
         bad = orjson.dumps({"messages": {"authentication": {"producttoken": "x"}, "msg": []}})
         assert httpx.post(url + "/v1.0/message", content=bad, timeout=30).json()["errorCode"] == 101
     finally:
@@ -203,3 +207,16 @@ def test_cli_port_in_use_fails_cleanly(tmp_path, capsys):
     with serve_gateway() as gw:
         assert main(["--port", str(gw.port), "--ledger", str(tmp_path / "x.sqlite")]) == 2
     assert "cannot listen" in capsys.readouterr().err
+
+
+def test_cli_config_file_and_bad_options(tmp_path, capsys):
+    import json
+
+    from cmframe.gateway import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"no_such_option": 1}))
+    assert main(["--port", "0", "--config", str(bad), "--ledger", str(tmp_path / "l.sqlite")]) == 2
+    assert "unknown gateway option" in capsys.readouterr().err
+    assert main(["--port", "0", "--config", str(tmp_path / "missing.json")]) == 2
+    assert main(["--port", "0", "--error-rate", "2", "--ledger", str(tmp_path / "l.sqlite")]) == 2

@@ -302,3 +302,44 @@ def test_csv_export(tmp_path):
         assert frame["Status code"].astype(int).tolist() == ledger["status_code"].tolist()
         assert set(frame["Status"]) <= {"Delivered", "Failed", "Rejected"}
         assert (frame["Custom grouping"] == "seg").all()
+
+
+def test_pull_paths_read_back_with_cmframe_reports(tmp_path):
+    """The Transactions API pages and the CSV export parse with cmframe's own readers."""
+    import time
+
+    import cmframe
+
+    numbers = [f"00316123456{i:02d}" for i in range(30)]
+    with serve_gateway(tokens=[TOKEN], failed_rate=0.3, seed=4, **FAST) as gw:
+        httpx.post(gw.message_url, json=request(numbers, reference="pull"), timeout=30)
+        time.sleep(0.3)  # all reports due (time_scale 1000)
+        pulled = cmframe.fetch_transactions(url=gw.transactions_url, token=TOKEN, page_size=7)
+        export = gw.export_csv(tmp_path / "export.csv")
+        ledger = gw.ledger_frame()
+    from_csv = cmframe.read_status_reports(export)
+    truth = dict(zip(ledger["number"], ledger["status"], strict=True))
+    for frame in (pulled, from_csv):
+        assert sorted(frame["to"]) == numbers
+        assert dict(zip(frame["to"], frame["status"], strict=True)) == truth
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml", "get", "form"])
+def test_pushed_reports_land_in_cmframes_receiver(tmp_path, fmt):
+    """Pushed with duplicates and reordering, every format reads back to the ledger's outcomes."""
+    import cmframe
+    from cmframe.receiver import serve_receiver
+
+    numbers = [f"00316123457{i:02d}" for i in range(12)]
+    store = tmp_path / "reports.sqlite"
+    with serve_receiver(store) as rx, serve_gateway(
+        tokens=[TOKEN], webhook=rx.url, report_format=fmt, failed_rate=0.3, duplicate_rate=0.3,
+        reorder_rate=0.5, reorder_window=0.2, seed=9, **FAST,
+    ) as gw:
+        httpx.post(gw.message_url, json=request(numbers, reference="rx"), timeout=30)
+        assert gw.wait_reports(30)
+        ledger = gw.ledger_frame()
+    reports = cmframe.read_status_reports(store)
+    final = reports[reports["status"] != "accepted"].drop_duplicates(["to", "reference", "status"])
+    assert sorted(final["to"]) == numbers
+    assert dict(zip(final["to"], final["status"], strict=True)) == dict(zip(ledger["number"], ledger["status"], strict=True))

@@ -89,6 +89,13 @@ def test_parse_request_level_rejection(code):
     assert (ans.kind, ans.error_code, ans.details) == ("request_rejected", code, "Invalid product token.")
 
 
+@pytest.mark.parametrize("status", [301, 404, 405, 413])
+def test_parse_refusals_without_json(status):
+    ans = parse_answer(status, b"<html>Not Found</html>")
+    assert ans.kind == "request_rejected" and ans.error_code is None
+    assert ans.details.startswith(f"HTTP {status}: <html>")
+
+
 def test_parse_tolerates_case_and_missing_error_codes():
     body = orjson.dumps({"Details": "Created 1 message(s)", "Messages": [{"to": "1", "status": "Accepted"}]})
     ans = parse_answer(200, body)
@@ -146,6 +153,14 @@ def test_repeated_numbers_map_by_reference_then_order():
     assert result["parts"].tolist() == [1, 0, 2, 3]
     assert result["message_error_code"].tolist() == [0, 402, 0, 0]
     assert result.loc[1, "message_details"] == "blacklisted"
+
+
+def test_an_answer_without_references_maps_on_numbers():
+    plan = make_plan([NL.format(1), NL.format(2)], references=["a", "b"])
+    entries = [entry(NL.format(2), parts=2), entry(NL.format(1), parts=1)]  # reference: null
+    result = run(plan, [(0, [0, 1])], {0: (200, answer(entries))})
+    assert result["status"].tolist() == ["accepted", "accepted"]
+    assert result["parts"].tolist() == [1, 2]
 
 
 def test_rows_map_in_chunk_row_order_not_plan_order():

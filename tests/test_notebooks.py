@@ -15,10 +15,10 @@ NAMES = ["01_build_and_preview.ipynb", "02_send_and_resume.ipynb",
 
 
 def test_the_three_notebooks_are_there():
-    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
+    assert set(NAMES) <= {p.name for p in NOTEBOOKS.glob("*.ipynb")}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
 def test_stored_without_outputs(name):
     book = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbformat.validate(book)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 import httpx
@@ -17,12 +19,14 @@ import cmframe
 from cmframe.build import build
 from cmframe.codes import ERROR_CODES, MESSAGE_ERROR_CODES
 from cmframe.exceptions import (
+    JournalError,
     JournalMismatch,
     RequestRejected,
     SendError,
     SpecError,
     TokenError,
 )
+from cmframe.journal import Journal
 from cmframe.retry import RetryPolicy, stop_after_attempt
 from cmframe.schema import RESULT_COLUMNS, SEND_STATUSES
 from cmframe.send import asend, send
@@ -249,6 +253,14 @@ def test_insufficient_balance_mid_campaign():
     check_ledger(result, env.ledger, exact=True)
 
 
+def test_wrong_endpoint_stops_at_the_first_request():
+    transport = answering(lambda request, doc: (404, b"<html>Not Found</html>"))
+    with pytest.raises(RequestRejected, match="HTTP 404") as info:
+        Env().send(make_plan(6), chunk_size=2, concurrency=1, transport=transport)
+    assert info.value.result["status"].tolist() == ["rejected"] * 2 + ["not_sent"] * 4
+    assert info.value.error_code is None
+
+
 def test_too_many_msg_for_the_gateway():
     env = Env(max_msg=2)
     with pytest.raises(RequestRejected) as info:
@@ -409,6 +421,17 @@ def test_journal_refuses_another_plan(tmp_path):
     assert env.fake.request_count == 1
 
 
+def test_one_sender_per_journal(tmp_path):
+    env = Env()
+    journal = tmp_path / "c.cmjournal"
+    with Journal(journal) as other:  # e.g. the same campaign started in another terminal
+        other.lock()
+        with pytest.raises(JournalError, match="in use by another send"):
+            env.send(make_plan(4), journal=journal)
+    assert env.fake.request_count == 0
+    assert (env.send(make_plan(4), journal=journal)["status"] == "accepted").all()
+
+
 def test_read_journal_matches_the_result(tmp_path):
     plan = make_plan(7)
     env = Env(blacklist=[plan["number"].iloc[1]], faults=["ok", "drop_after"])
@@ -476,6 +499,38 @@ def test_send_inside_a_running_event_loop():
 
     result = asyncio.run(notebook_cell())
     assert (result["status"] == "accepted").all()
+
+
+def test_interrupt_inside_a_running_loop_stops_cleanly(tmp_path):
+    """Ctrl-C in a notebook: chunks in flight finish and are journaled, no new one starts."""
+    env = Env()
+    journal = tmp_path / "c.cmjournal"
+    plan = make_plan(10)
+
+    def handler(request):
+        response = env.fake(request)
+        if env.fake.request_count == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C / "interrupt kernel"
+            time.sleep(0.3)  # the main thread reacts while this request is in flight
+        return response
+
+    async def cell():
+        return env.send(plan, chunk_size=2, concurrency=1, journal=journal,
+                        transport=httpx.MockTransport(handler))
+
+    loop = asyncio.new_event_loop()  # like a kernel's loop: no asyncio SIGINT handler
+    try:
+        with pytest.raises(KeyboardInterrupt, match="resume"):
+            loop.run_until_complete(cell())
+    finally:
+        loop.close()
+    assert env.fake.request_count == 2
+    interrupted = cmframe.read_journal(journal)
+    assert interrupted["status"].tolist() == ["accepted"] * 4 + ["not_sent"] * 6
+    assert "interrupted" in interrupted["request_details"].iloc[9]
+    result = env.send(plan, chunk_size=2, journal=journal)
+    assert (result["status"] == "accepted").all()
+    check_ledger(result, env.ledger, exact=True)
 
 
 def test_asend():

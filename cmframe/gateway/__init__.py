@@ -117,6 +117,8 @@ Delivery of status reports
         ``received`` is ISO-8601 UTC (``2026-11-29T08:00:00.123Z``).
     ``report_batch`` (1)
         Reports per JSON/XML push.
+    ``report_concurrency`` (2)
+        Pushes in flight at once (each from its own thread).
     ``report_retries`` (8), ``report_backoff`` (0.2), ``report_timeout`` (5.0)
         Non-2xx or failed pushes are retried with exponential backoff
         (``backoff * 2**(attempt-1)`` real seconds) up to ``report_retries`` attempts.

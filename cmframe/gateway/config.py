@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,7 @@ class GatewayConfig:
     webhook: str | None = None
     report_format: str = "json"
     report_batch: int = 1
+    report_concurrency: int = 2
     report_retries: int = 8
     report_backoff: float = 0.2
     report_timeout: float = 5.0
@@ -165,7 +166,8 @@ class GatewayConfig:
         if self.tokens is not None:
             tokens = (self.tokens,) if isinstance(self.tokens, str) else tuple(self.tokens)
             set_(self, "tokens", tuple(str(getattr(t, "reveal", lambda t=t: t)()).strip() for t in tokens))
-        set_(self, "blacklist", frozenset(_digits(n) for n in self.blacklist))
+        blacklist = (self.blacklist,) if isinstance(self.blacklist, str) else self.blacklist
+        set_(self, "blacklist", frozenset(_digits(n) for n in blacklist))
         if isinstance(self.spam_words, str):
             set_(self, "spam_words", (self.spam_words,))
         set_(self, "spam_words", tuple(w.lower() for w in self.spam_words))
@@ -184,8 +186,8 @@ class GatewayConfig:
                      "drop_after_rate", "duplicate_rate", "reorder_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SpecError(f"{name} must be between 0 and 1")
-        if self.report_batch < 1:
-            raise SpecError("report_batch must be at least 1")
+        if self.report_batch < 1 or self.report_concurrency < 1:
+            raise SpecError("report_batch and report_concurrency must be at least 1")
 
     def replace(self, **options: Any) -> GatewayConfig:
         """Return a copy with some options changed (unknown names raise ``SpecError``)."""
@@ -218,7 +220,3 @@ def as_config(config: GatewayConfig | None, options: Mapping[str, Any]) -> Gatew
     """Merge a config and keyword options into one :class:`GatewayConfig`."""
     base = config if config is not None else GatewayConfig()
     return base.replace(**options) if options else base
-
-
-def _seq(value: Sequence[str] | str) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import tempfile
 import threading
@@ -18,6 +19,7 @@ from .config import Fault, GatewayConfig
 from .ledger import Ledger, iso
 from .logic import (
     RequestError,
+    Rules,
     SimClock,
     check_request,
     check_routable,
@@ -25,11 +27,12 @@ from .logic import (
     decide_outcome,
     find_token,
     parse_json,
-    parse_validity,
     response_body,
 )
 
 __all__ = ["Gateway", "Reply", "MESSAGE_PATH", "TRANSACTIONS_PATH"]
+
+logger = logging.getLogger("cmframe.gateway")
 
 MESSAGE_PATH = "/v1.0/message"
 TRANSACTIONS_PATH = "/v1.2/transactions/"
@@ -84,6 +87,7 @@ class Gateway:
         self._requests = 0
         self._rng = random.Random(f"faults|{config.seed}")
         self._balance = config.balance
+        self._rules = Rules.of(config)
         self.reports = None
         if config.webhook:
             from .reports import ReportDispatcher
@@ -114,7 +118,11 @@ class Gateway:
         if route == MESSAGE_PATH:
             if method.upper() != "POST":
                 return Reply(405, {"allow": "POST"}, b"")
-            return self._message(headers, body)
+            try:
+                return self._message(headers, body)
+            except Exception:  # a bug here must still look like CM's 500, not a traceback
+                logger.exception("the embedded gateway failed on a request")
+                return _json_reply(500, {"details": DETAILS["unknown"], "errorCode": 999, "messages": []})
         if route == TRANSACTIONS_PATH.rstrip("/"):
             if method.upper() != "GET":
                 return Reply(405, {"allow": "GET"}, b"")
@@ -208,15 +216,14 @@ class Gateway:
 
     def _records(self, checked, request_id: str, received: datetime) -> list[dict[str, Any]]:
         out = []
+        accepted_at = iso(received)
         for rec in checked.records:
-            outcome = decide_outcome(rec, received, self.config)
-            deadline = parse_validity(rec.get("validity") or self.config.default_validity, received)
-            cap = received + timedelta(hours=self.config.max_validity_hours)
+            outcome = decide_outcome(rec, received, self.config, self._rules)
             out.append({
                 **rec,
                 "request_id": request_id,
-                "accepted_at": iso(received),
-                "expires_at": iso(min(deadline or cap, cap)),
+                "accepted_at": accepted_at,
+                "expires_at": iso(outcome.expires_at),
                 "status_code": outcome.status_code,
                 "status": STATUS_CODES[outcome.status_code],
                 "error_code": outcome.error_code,

@@ -10,11 +10,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from ..exceptions import GatewayError
 
 __all__ = ["Ledger", "MESSAGE_FIELDS", "iso"]
 
@@ -49,7 +51,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 
 def iso(ts: datetime | None) -> str | None:
     """A UTC timestamp as fixed-width ISO-8601 text (sorts as it reads)."""
-    return None if ts is None else ts.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return None if ts is None else ts.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class Ledger:
@@ -69,6 +71,10 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
         self._db.executescript(_SCHEMA)
+        columns = tuple(r[1] for r in self._db.execute("PRAGMA table_info(messages)"))
+        if columns != MESSAGE_FIELDS:
+            self._db.close()
+            raise GatewayError(f"the ledger {self.path} has another layout (an older cmframe?): use a new file")
 
     def record(self, request: dict[str, Any], messages: Iterable[dict[str, Any]]) -> list[int]:
         """Write one request and its accepted messages in one transaction; return the message ids."""
@@ -83,11 +89,14 @@ class Ledger:
                     tuple(request.get(k) for k in ("request_id", "request_number", "received_at", "fault",
                                                   "http_status", "error_code", "n_msg", "n_entries", "n_accepted")),
                 )
-                ids = []
-                sql = f"INSERT INTO messages ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-                for row in rows:  # one by one to learn each id (executemany hides them)
-                    cur.execute(sql, row)
-                    ids.append(cur.lastrowid)
+                # Explicit ids (we hold the write lock) so executemany can be used and ids known.
+                (last,) = cur.execute(
+                    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),"
+                    " coalesce((SELECT max(id) FROM messages), 0))"
+                ).fetchone()
+                ids = list(range(last + 1, last + 1 + len(rows)))
+                sql = f"INSERT INTO messages (id, {', '.join(cols)}) VALUES (?, {', '.join('?' * len(cols))})"
+                cur.executemany(sql, [(i, *row) for i, row in zip(ids, rows, strict=True)])
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")

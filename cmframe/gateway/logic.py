@@ -29,6 +29,8 @@ __all__ = [
     "parse_validity",
     "decide_outcome",
     "Outcome",
+    "Rules",
+    "expiry",
     "SimClock",
 ]
 
@@ -349,6 +351,7 @@ class Outcome:
     operator: str
     accepted_delay: float  # simulated seconds from acceptance to the code-0 report
     final_delay: float  # simulated seconds from acceptance to the final report
+    expires_at: datetime  # the validity deadline (UTC)
 
 
 _DEFAULT_OPERATORS = {
@@ -357,35 +360,75 @@ _DEFAULT_OPERATORS = {
 }
 
 
-def _longest(mapping: dict[str, Any], number: str) -> Any:
-    best = None
-    for prefix in mapping:
-        p = _digits(prefix)
-        if number.startswith(p) and (best is None or len(p) > len(_digits(best))):
-            best = prefix
-    return mapping[best] if best is not None else None
+class PrefixTable:
+    """Longest-prefix lookup of numbers (keys compared without ``+``/``00``)."""
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self._map = {_digits(k): v for k, v in mapping.items()}
+        self._lengths = sorted({len(k) for k in self._map}, reverse=True)
+
+    def get(self, number: str) -> Any:
+        for k in self._lengths:
+            value = self._map.get(number[:k])
+            if value is not None:
+                return value
+        return None
 
 
-def decide_outcome(record: dict[str, Any], accepted_at: datetime, config: GatewayConfig) -> Outcome:
+@dataclass(frozen=True)
+class Rules:
+    """The outcome rules of a config, compiled once for fast per-message lookups."""
+
+    base: dict[str, float]
+    prefixes: PrefixTable
+    channels: dict[str, dict[str, Any]]
+    operators: PrefixTable
+
+    @classmethod
+    def of(cls, config: GatewayConfig) -> Rules:
+        base = {"delivered": config.delivered_rate, "failed": config.failed_rate, "rejected": config.rejected_rate}
+        return cls(
+            base=base,
+            prefixes=PrefixTable({k: dict(v) for k, v in config.prefix_rules.items()}),
+            channels={k.lower(): dict(v) for k, v in config.channel_rules.items()},
+            operators=PrefixTable({**_DEFAULT_OPERATORS, **dict(config.operators)}),
+        )
+
+
+def decide_outcome(record: dict[str, Any], accepted_at: datetime, config: GatewayConfig,
+                   rules: Rules | None = None) -> Outcome:
     """Draw a message's outcome from the configured rules, deterministically.
 
     The draw is seeded by ``config.seed`` and the message's content (number,
     reference, body, channels), so the same message gets the same fate
     whatever order concurrent requests arrive in.
+
+    Parameters
+    ----------
+    record : dict
+        An accepted message (``number``, ``body``, ``reference``, ``channels``, ``validity``).
+    accepted_at : datetime
+        When the gateway accepted it (UTC).
+    config : GatewayConfig
+    rules : Rules, optional
+        ``Rules.of(config)``, precompiled by the caller for speed.
+
+    Returns
+    -------
+    Outcome
     """
+    rules = rules or Rules.of(config)
     number = _digits(record["number"])
     rng = random.Random(f"{config.seed}|{number}|{record.get('reference')}|{record['body']}|{record.get('channels')}")
-    rule = dict(_longest(dict(config.prefix_rules), number) or {})
-    operator = rule.get("operator") or _longest(dict(config.operators), number) or _longest(_DEFAULT_OPERATORS, number) or "Simulated Operator"
+    rule = rules.prefixes.get(number) or {}
+    operator = rule.get("operator") or rules.operators.get(number) or "Simulated Operator"
     channels = record["channels"].split(",") if record.get("channels") else [None]
     elapsed = 0.0
     status, error = 2, 0
     channel = channels[0]
     for i, channel in enumerate(channels):
-        rates = {"delivered": config.delivered_rate, "failed": config.failed_rate, "rejected": config.rejected_rate}
-        chan_rule = _channel_rule(config, channel)
-        rates.update(_rates(rule))
-        rates.update(_rates(chan_rule))
+        chan_rule = rules.channels.get(channel.lower(), {}) if channel else {}
+        rates = {**rules.base, **_rates(rule), **_rates(chan_rule)}
         delay = float(chan_rule.get("delay", rule.get("delay", config.delivery_delay)))
         elapsed += rng.expovariate(1.0 / delay) if delay > 0 else 0.0
         draw = rng.random() * (sum(rates.values()) or 1.0)
@@ -397,15 +440,20 @@ def decide_outcome(record: dict[str, Any], accepted_at: datetime, config: Gatewa
             status, error = 1, rng.choice(config.rejected_codes)
         if status == 2 or i == len(channels) - 1:
             break  # fallback: a failed channel hands over to the next one at once
-    deadline = parse_validity(record.get("validity") or config.default_validity, accepted_at)
-    cap = accepted_at + timedelta(hours=config.max_validity_hours)
-    deadline = min(deadline or cap, cap)
+    deadline = expiry(record.get("validity"), accepted_at, config)
     accepted_delay = min(config.accepted_delay * (0.5 + rng.random()), elapsed) if elapsed else 0.0
     if status == 2 and accepted_at + timedelta(seconds=elapsed) > deadline:
         status, error = 3, 39
         elapsed = max((deadline - accepted_at).total_seconds(), accepted_delay)
     return Outcome(status, error, DELIVERY_ERROR_CODES.get(error, "Unknown error"), channel, operator,
-                   accepted_delay, elapsed)
+                   accepted_delay, elapsed, deadline)
+
+
+def expiry(validity: str | None, accepted_at: datetime, config: GatewayConfig) -> datetime:
+    """When a message stops being deliverable: its validity, capped at ``max_validity_hours``."""
+    cap = accepted_at + timedelta(hours=config.max_validity_hours)
+    deadline = parse_validity(validity or config.default_validity, accepted_at)
+    return min(deadline or cap, cap)
 
 
 def _rates(rule: dict[str, Any]) -> dict[str, float]:
@@ -416,15 +464,6 @@ def _rates(rule: dict[str, Any]) -> dict[str, float]:
         if name in {"delivered", "failed", "rejected"}:
             out[name] = float(value)
     return out
-
-
-def _channel_rule(config: GatewayConfig, channel: str | None) -> dict[str, Any]:
-    if channel is None:
-        return {}
-    for name, rule in config.channel_rules.items():
-        if name.lower() == channel.lower():
-            return dict(rule)
-    return {}
 
 
 class SimClock:

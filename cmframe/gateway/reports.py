@@ -120,7 +120,7 @@ def _reports_of(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class ReportDispatcher:
-    """Pushes status reports to the webhook from a background thread.
+    """Pushes status reports to the webhook from ``report_concurrency`` background threads.
 
     Parameters
     ----------
@@ -136,11 +136,16 @@ class ReportDispatcher:
         self._busy = 0
         self._stopping = False
         self._rng = random.Random(f"reports|{cfg.seed}")
-        self._client = httpx.Client(timeout=cfg.report_timeout)
+        self._client = httpx.Client(timeout=cfg.report_timeout,
+                                    limits=httpx.Limits(max_connections=cfg.report_concurrency))
         self.sent = 0  # successful pushes (requests)
         self.failed = 0  # reports given up after all retries
-        self._thread = threading.Thread(target=self._run, name="cmframe-gateway-reports", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"cmframe-gateway-reports-{i}", daemon=True)
+            for i in range(cfg.report_concurrency)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def schedule(self, records: list[dict[str, Any]]) -> None:
         """Queue the reports of newly accepted messages (ledger records with ``id``)."""
@@ -226,7 +231,8 @@ class ReportDispatcher:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
         self._client.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import sys
@@ -17,7 +18,7 @@ import pandas as pd
 
 from ..exceptions import GatewayError
 from ..secret import ENV_VAR
-from .config import GatewayConfig, as_config
+from .config import REPORT_FORMATS, GatewayConfig, as_config
 from .core import MESSAGE_PATH, TRANSACTIONS_PATH, Gateway, Reply
 
 __all__ = ["make_app", "serve_gateway", "RunningGateway", "ServerThread", "main"]
@@ -84,8 +85,11 @@ class ServerThread:
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
         import uvicorn
 
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP: asyncio then sets TCP_NODELAY on accepted connections; without it
+        # uvicorn's separate header and body writes meet delayed ACKs (40 ms per request).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self._sock.bind((host, port))
         except OSError as exc:
@@ -198,7 +202,19 @@ class RunningGateway:
         self.gateway.close()
 
     def ledger_frame(self) -> pd.DataFrame:
-        """One row per accepted message: fields, request id, times and decided outcome."""
+        """One row per accepted message: fields, request id, times and decided outcome.
+
+        Columns (``cmframe.gateway.ledger.MESSAGE_FIELDS``): ``id``, ``request_id``,
+        ``msg_index``, ``to_index``, ``number``, ``sender``, ``body``, ``body_type``,
+        ``channels``, ``reference``, ``custom_grouping`` (``2``, ``3``), ``validity``,
+        ``expires_at``, ``dcs``, ``min_parts``, ``max_parts``, ``rich_content``,
+        ``encoding``, ``parts``, ``accepted_at``, and the decided outcome:
+        ``status_code`` (1/2/3), ``status``, ``error_code``, ``error_description``,
+        ``channel``, ``operator``, ``accepted_report_at``/``final_report_at``
+        (report timestamps, simulated) and ``accepted_report_due``/``final_report_due``
+        (when they are pushed, real time). Strings are ``string``, integers
+        ``Int64``, times UTC.
+        """
         return self.gateway.ledger.frame("messages")
 
     def requests_frame(self) -> pd.DataFrame:
@@ -269,26 +285,29 @@ def _parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     a("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    a("--token", action="append", default=None,
+    a("--config", default=None,
+      help="JSON file of any GatewayConfig options (prefix_rules, channel_rules, ...); flags win")
+    a("--token", dest="tokens", action="append", default=None,
       help=f"a valid product token (repeatable); default: ${ENV_VAR} if set, else any token")
-    a("--ledger", default="gateway-ledger.sqlite", help="SQLite ledger file")
-    a("--seed", default="0", help="seed of outcomes and random faults")
-    a("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
+    a("--ledger", default=None, help="SQLite ledger file (default gateway-ledger.sqlite)")
+    a("--seed", default=None, help="seed of outcomes and random faults")
+    a("--time-scale", type=float, default=None, help="simulated seconds per real second")
     a("--balance", type=int, default=None, help="trial balance in parts (102 once spent)")
-    a("--blacklist", action="append", default=[], help="blacklisted number (repeatable)")
-    a("--spam-word", action="append", default=[], help="word that gets a body spam-filtered (repeatable)")
+    a("--blacklist", action="append", default=None, help="blacklisted number (repeatable)")
+    a("--spam-word", dest="spam_words", action="append", default=None,
+      help="word that gets a body spam-filtered (repeatable)")
     for name in ("delivered", "failed", "rejected"):
         a(f"--{name}-rate", type=float, default=None, help=f"share of accepted messages {name}")
     a("--accepted-delay", type=float, default=None, help="simulated seconds to the code-0 report")
     a("--delivery-delay", type=float, default=None, help="mean simulated seconds to the final report")
-    a("--faults", default="", help="fault script, one action per request: 'ok,500,drop_after,429:1,slow:5'")
+    a("--faults", default=None, help="fault script, one action per request: 'ok,500,drop_after,429:1,slow:5'")
     for name in ("error", "throttle", "unavailable", "drop-before", "drop-after"):
         a(f"--{name}-rate", type=float, default=None, help=f"random {name} fault rate")
     a("--latency", type=float, default=None, help="seconds added to every answer")
     a("--latency-jitter", type=float, default=None, help="random extra seconds (uniform)")
     a("--webhook", default=None, help="URL status reports are pushed to")
-    a("--report-format", default="json", choices=["json", "xml", "get", "form"])
-    a("--report-batch", type=int, default=1, help="reports per push (json/xml)")
+    a("--report-format", default=None, choices=sorted(REPORT_FORMATS), help="json (default), xml, get, form")
+    a("--report-batch", type=int, default=None, help="reports per push (json/xml)")
     a("--duplicate-rate", type=float, default=None, help="share of reports pushed twice")
     a("--reorder-rate", type=float, default=None, help="share of reports held back (arrive out of order)")
     a("--export-csv", default=None, help="write a CSV export of the reports on exit")
@@ -298,25 +317,28 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """``cmframe gateway``: serve the embedded gateway until interrupted."""
     args = _parser().parse_args(argv)
-    tokens = args.token
-    if tokens is None and os.environ.get(ENV_VAR, "").strip():
-        tokens = [os.environ[ENV_VAR]]
-    options: dict[str, Any] = {
-        "tokens": tokens, "ledger": args.ledger, "seed": args.seed, "time_scale": args.time_scale,
-        "balance": args.balance, "blacklist": frozenset(args.blacklist), "spam_words": tuple(args.spam_word),
-        "faults": tuple(f for f in args.faults.split(",") if f.strip()), "webhook": args.webhook,
-        "report_format": args.report_format, "report_batch": args.report_batch, "export_csv": args.export_csv,
-    }
-    for name in ("delivered_rate", "failed_rate", "rejected_rate", "accepted_delay", "delivery_delay",
-                 "error_rate", "throttle_rate", "unavailable_rate", "drop_before_rate", "drop_after_rate",
-                 "latency", "latency_jitter", "duplicate_rate", "reorder_rate"):
-        if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
+    options: dict[str, Any] = {"ledger": "gateway-ledger.sqlite"}
+    if args.config:
+        try:
+            loaded = json.loads(Path(args.config).read_text())
+            if not isinstance(loaded, dict):
+                raise ValueError("expected a JSON object")
+        except (OSError, ValueError) as exc:
+            print(f"cmframe gateway: cannot read --config: {exc}", file=sys.stderr)
+            return 2
+        options.update(loaded)
+    flags = {k: v for k, v in vars(args).items() if k not in {"host", "port", "config"} and v is not None}
+    if "faults" in flags:
+        flags["faults"] = tuple(f for f in flags["faults"].split(",") if f.strip())
+    options.update(flags)
+    if options.get("tokens") is None and os.environ.get(ENV_VAR, "").strip():
+        options["tokens"] = [os.environ[ENV_VAR]]
     try:
-        running = RunningGateway(GatewayConfig(**options), host=args.host, port=args.port)
-    except (GatewayError, ValueError) as exc:
+        running = RunningGateway(GatewayConfig().replace(**options), host=args.host, port=args.port)
+    except (GatewayError, ValueError, TypeError) as exc:
         print(f"cmframe gateway: {exc}", file=sys.stderr)
         return 2
+    tokens = running.config.tokens
     auth = f"{len(tokens)} token(s)" if tokens else "any product token"
     print(f"cmframe gateway on {running.url} (POST {running.message_url}; accepting {auth}; "
           f"ledger {running.ledger}); Ctrl-C stops", flush=True)
