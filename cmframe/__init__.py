@@ -33,6 +33,11 @@ from .secret import ProductToken
 
 __version__ = "0.1.0"
 
+try:  # the optional extra "dask": registers ddf.cm too
+    from . import dask as _dask  # noqa: F401
+except ImportError:  # Dask is not installed
+    pass
+
 # name -> module that defines it
 _LAZY: dict[str, str] = {
     "build": "cmframe.build",

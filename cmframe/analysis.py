@@ -225,7 +225,7 @@ def country(numbers: pd.Series) -> pd.Series:
 
     Country calling codes are prefix-free, so three vectorised prefix look-ups
     find the code; only codes shared by several regions (``1``, ``7``, ``44``…)
-    ask ``phonenumbers``, once per distinct number.
+    ask ``phonenumbers``, once per distinct calling code + 6 national digits.
     """
     main, shared = _calling_codes()
     digits = numbers.astype("string").str.removeprefix("00")
@@ -238,13 +238,14 @@ def country(numbers: pd.Series) -> pd.Series:
     result = code.map(main).astype("string")
     ambiguous = code.isin(list(shared)).fillna(False)
     if ambiguous.any():
-        # within a calling code shared by several regions the area code decides: ask
-        # phonenumbers once per (code + 4 digits), about one representative number
+        # within a calling code shared by several regions the leading national digits
+        # decide (NANP area code + exchange, UK Crown-dependency blocks…): ask
+        # phonenumbers once per (code + 6 digits), about one representative number
         numbers_ = digits[ambiguous]
         width = code[ambiguous].str.len()
-        key = numbers_.str.slice(0, 5)
+        key = numbers_.str.slice(0, 7)
         for n in (2, 3):
-            key = key.mask(width == n, numbers_.str.slice(0, n + 4))
+            key = key.mask(width == n, numbers_.str.slice(0, n + 6))
         representative = numbers_.groupby(key.to_numpy(), sort=False).first()
         regions = {k: _region_of(d) for k, d in representative.items()}
         result = result.mask(ambiguous, key.map(regions).astype("string"))

@@ -386,7 +386,11 @@ def _codes(arrays: list[pa.Array | np.ndarray], n: int) -> np.ndarray:
                 continue
             codes, _ = _distinct(arr)
         else:
-            codes, _ = pd.factorize(arr, use_na_sentinel=True)
+            arr = np.asarray(arr)
+            if arr.dtype.kind in "iu" and arr.min(initial=0) >= -1:
+                codes = arr.astype(np.int64)  # already codes (-1 for missing)
+            else:
+                codes, _ = pd.factorize(arr, use_na_sentinel=True)
             if codes.min(initial=0) == codes.max(initial=0):
                 continue
         width = int(codes.max()) + 2 if len(codes) else 1
@@ -594,7 +598,18 @@ def build(
         force = dcs8 & ~auto
     else:
         force = False
-    est = estimate_arrow(body_arr, force)
+    # Personalised bodies repeat a lot (a template over a few columns): estimate
+    # once per distinct body when that saves work. The codes serve duplicates too.
+    body_codes, body_distinct = _distinct(body_arr)
+    uniform = np.ndim(force) == 0 or bool(np.all(force == force[0]))
+    if uniform and len(body_distinct) * 2 < n:
+        f0 = bool(force) if np.ndim(force) == 0 else bool(force[0])
+        per = estimate_arrow(pa.array(body_distinct, type=pa.string()), f0)
+        est = type(per)(
+            per.gsm[body_codes], per.units[body_codes], per.parts[body_codes], per.ucs2_chars.take(pa.array(body_codes))
+        )
+    else:
+        est = estimate_arrow(body_arr, force)
     parts = est.parts
     lo = ints["min_parts"].to_numpy(dtype=np.float64, na_value=np.nan)
     hi = ints["max_parts"].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -629,7 +644,7 @@ def build(
     content = [
         sender_arr,
         body_type_arr,
-        body_arr,
+        body_codes,
         channels_arr,
         *optional.values(),
         validity_arr,
@@ -641,7 +656,9 @@ def build(
     has_number = number_code == 0
     duplicate = np.zeros(n, dtype=bool)
     if has_number.sum() > 1:
-        key = _codes([number_arr, *content], n)
+        # numbers are "00" + at most 15 digits: an int64 is a cheaper key than the text
+        number_key = pc.cast(pc.fill_null(number_arr, "0"), pa.int64()).to_numpy(zero_copy_only=False)
+        key = _codes([pd.factorize(number_key)[0], *content], n)
         dup = pd.Series(key).duplicated().to_numpy() & has_number
         duplicate = dup
         if dup.any() and duplicates == "error":

@@ -150,6 +150,11 @@ def build_plan(recipients: pd.DataFrame, **overrides: Any) -> pd.DataFrame:
 
 
 # -- the campaign ----------------------------------------------------------------------
+def _new_token() -> str:
+    """A product token made up for one run: the embedded gateway is told to accept it."""
+    return str(uuid.uuid4())
+
+
 def run_campaign(
     plan: pd.DataFrame,
     work_dir: str | Path,
@@ -181,7 +186,7 @@ def run_campaign(
     for stale in (journal, store, ledger):  # a demo run always starts afresh
         for p in (stale, Path(f"{stale}-wal"), Path(f"{stale}-shm"), Path(f"{stale}-journal")):
             p.unlink(missing_ok=True)
-    token = str(uuid.uuid4())  # made up for this run; the embedded gateway accepts it
+    token = _new_token()
     options = {**DEMO_GATEWAY, **(gateway or {})}
     with serve_receiver(store) as receiver, serve_gateway(
         tokens=[token], ledger=ledger, webhook=receiver.url, **options

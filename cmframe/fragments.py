@@ -43,9 +43,9 @@ def needs_escape(arr: pa.Array) -> np.ndarray:
     """Per row: whether the JSON form of the string needs escapes."""
     starts, data = byte_view(arr)
     n = len(starts) - 1
+    if len(data) == 0 or (data.min() >= 0x20 and not (data == 0x22).any() and not (data == 0x5C).any()):
+        return np.zeros(n, dtype=bool)  # the usual case: a few cheap passes, no per-row sums
     hits = (data < 0x20) | (data == 0x22) | (data == 0x5C)  # control, '"' and '\\'
-    if not hits.any():  # the usual case: one cheap pass, no per-row sums
-        return np.zeros(n, dtype=bool)
     out = np.zeros(n, dtype=bool)
     lengths = starts[1:] - starts[:-1]
     nonempty = np.flatnonzero(lengths > 0)

@@ -149,10 +149,10 @@ def _classes(starts: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _byte_at(starts: np.ndarray, data: np.ndarray, k: int) -> np.ndarray:
     """Per row: the k-th byte, or 0 when the row is shorter."""
     lengths = starts[1:] - starts[:-1]
-    has = lengths > k
-    out = np.zeros(len(lengths), dtype=np.int64)
-    out[has] = data[starts[:-1][has] + k]
-    return out
+    if len(data) == 0:
+        return np.zeros(len(lengths), dtype=np.int64)
+    idx = np.minimum(starts[:-1] + k, len(data) - 1)
+    return np.where(lengths > k, data[idx], 0).astype(np.int64)
 
 
 def _check_e164(digits: pa.Array, patterns: bool = True) -> np.ndarray:

@@ -64,6 +64,7 @@ TRANSACTIONS_URL = "https://api.cmtelecom.com/v1.2/transactions/"
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CSV_SUFFIXES = {".csv", ".tsv"}
+_FORMATS = {None, "json", "xml", "query", "csv", "store", "lines"}
 
 
 class RejectedReportsWarning(UserWarning):
@@ -101,6 +102,7 @@ def read_status_reports(
     *,
     format: str | None = None,
     return_rejects: bool = False,
+    engine: str = "pandas",
 ) -> pd.DataFrame | ReadResult:
     """Read status reports from any source into one tidy frame.
 
@@ -121,6 +123,9 @@ def read_status_reports(
         Force the format of a file instead of sniffing it.
     return_rejects : bool
         Return ``ReadResult(reports, rejects)`` instead of the frame alone.
+    engine : {"pandas", "dask"}
+        ``"dask"``: files, folders or globs become a lazy Dask frame, one
+        partition per file (see :func:`cmframe.dask.read_status_reports`).
 
     Returns
     -------
@@ -146,6 +151,14 @@ def read_status_reports(
     RejectedReportsWarning
         When some items were rejected and ``return_rejects`` is false.
     """
+    if engine == "dask":  # the optional extra: one partition per file
+        from .dask import read_status_reports as read_dask
+
+        return read_dask(source, format=format, return_rejects=return_rejects)
+    if engine != "pandas":
+        raise ValueError(f"engine must be 'pandas' or 'dask', not {engine!r}")
+    if format not in _FORMATS:
+        raise ReportError(f"format must be one of {sorted(f for f in _FORMATS if f)} or None, not {format!r}")
     parsed = Parsed()
     _read_into(source, parsed, format)
     reports, rejects = parsed.frame(), parsed.rejects_frame()
@@ -506,41 +519,36 @@ def _as_arrow(values: pd.Series):
     return pa.chunked_array([pa.array(objects, type=pa.string(), from_pandas=True)])
 
 
-def _number_ints(values: pd.Series) -> np.ndarray | None:
-    """Canonical ``0…`` digit strings as distinct int64 (``value * 32 + length``), ``-1`` for
-    missing; ``None`` when some value is not canonical (then strings are used)."""
+def _number_values(values: pd.Series) -> np.ndarray | None:
+    """``00<digits>`` numbers (up to 17 characters, no third ``0``) as the int64 of
+    their digits, ``-1`` when missing; ``None`` when some value is not of that form."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arr = _as_arrow(values)
     if arr.null_count == len(arr):
         return np.full(len(arr), -1, dtype=np.int64)
-    lengths = pc.utf8_length(arr)
-    # starting with "0" also rules out signs, which the integer cast would accept
-    if pc.max(lengths).as_py() > 17 or not pc.all(pc.starts_with(arr, "0")).as_py():
+    # "00" first also rules out signs and spaces, which the integer cast would accept;
+    # no "000": the leading zeros dropped by the cast are then always exactly two
+    if (pc.max(pc.utf8_length(arr)).as_py() > 17 or not pc.all(pc.starts_with(arr, "00")).as_py()
+            or pc.any(pc.starts_with(arr, "000")).as_py()):  # fmt: skip
         return None
     try:
         ints = pc.cast(arr, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    value = pc.fill_null(ints, -1).to_numpy()
-    size = pc.fill_null(lengths, 0).to_numpy().astype(np.int64)
-    return np.where(value < 0, -1, value * 32 + size)
+    return np.asarray(pc.fill_null(ints, -1).to_numpy(), dtype=np.int64)
 
 
 def _number_codes(res_num: pd.Series, rep_to: pd.Series) -> np.ndarray:
-    """Dense codes of the numbers of results then reports (``-1`` = missing / no number)."""
-    rep_ints = _number_ints(rep_to)
-    res_ints = _number_ints(res_num) if rep_ints is not None else None
-    if rep_ints is not None and res_ints is not None:  # the fast path: digits as integers
-        both = np.concatenate([res_ints, rep_ints])
-        codes, _ = pd.factorize(both, use_na_sentinel=False)
-        return np.where(both < 0, -1, codes)
-    # Hand-made report frames may carry "+31…" or "31…": normalise the distinct values only.
+    """Dense codes of normalised numbers, results then reports (``-1`` = no number).
+
+    The slow path, for hand-made report frames with ``+31…`` or ``31…``: the
+    distinct values are normalised, not every row.
+    """
     nums = pd.concat([res_num.astype("string"), rep_to.astype("string")], ignore_index=True)
     codes, uniques = pd.factorize(nums, use_na_sentinel=True)
-    fixed = np.asarray(uniques, dtype=object)
-    fixed = np.array([normalise_to(v) for v in fixed], dtype=object)  # per distinct value
+    fixed = np.array([normalise_to(v) for v in np.asarray(uniques, dtype=object)], dtype=object)
     remap, _ = pd.factorize(pd.array(fixed, dtype="string"), use_na_sentinel=True)
     return np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
 
@@ -549,11 +557,20 @@ def _factorize_keys(res_ref: pd.Series, res_num: pd.Series, rep_ref: pd.Series, 
     """Dense int keys for (reference, number) shared by results and reports (``-1``: no number)."""
     n = len(res_num)
     refs = pd.concat([res_ref.astype("string"), rep_ref.astype("string")], ignore_index=True)
-    ref_codes, _ = pd.factorize(refs, use_na_sentinel=False)
-    num_codes = _number_codes(res_num, rep_to)
-    combined = ref_codes.astype(np.int64) * (int(num_codes.max(initial=0)) + 1) + num_codes
-    keys, _ = pd.factorize(np.where(num_codes < 0, -1, combined), use_na_sentinel=False)
-    keys = np.where(num_codes < 0, -1, keys)
+    ref_codes, ref_uniques = pd.factorize(refs, use_na_sentinel=False)
+    n_refs = max(len(ref_uniques), 1)
+    rep_values = _number_values(rep_to) if n_refs <= 8192 else None
+    res_values = _number_values(res_num) if rep_values is not None else None
+    if rep_values is not None and res_values is not None:
+        # the fast path: digits < 10**15 times at most 8192 references fit in an int64,
+        # so one hash of integers gives the keys
+        values = np.concatenate([res_values, rep_values])
+        raw = np.where(values < 0, -1, values * n_refs + ref_codes)
+    else:
+        values = _number_codes(res_num, rep_to)
+        raw = np.where(values < 0, -1, ref_codes.astype(np.int64) * (int(values.max(initial=0)) + 1) + values)
+    keys, _ = pd.factorize(raw, use_na_sentinel=False)
+    keys = np.where(values < 0, -1, keys)
     return keys[:n], keys[n:]
 
 

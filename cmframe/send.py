@@ -26,8 +26,12 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
+import operator
+import queue
+import sys
 import threading
 import time
+import types
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -213,6 +217,9 @@ def _add_resends(
 # -- sending -----------------------------------------------------------------------
 
 
+_STATUS = operator.methodcaller("get", "status")  # for progress counts only
+
+
 class _RateLimiter:
     """Spaces requests so that messages go out at most ``rate`` per second."""
 
@@ -227,6 +234,57 @@ class _RateLimiter:
         self._next = start + messages / self.rate
         if start > now:
             await asyncio.sleep(start - now)
+
+
+class _Recorder:
+    """Journal changes in one thread, off the event loop, with group commit.
+
+    ``await record(journal.mark_in_flight, chunk, t)`` returns once the change is
+    committed, so "in flight" is on disk before the POST; changes queued meanwhile
+    by other requests share one commit (one fsync) instead of one each.
+    """
+
+    def __init__(self, journal: Journal, loop: asyncio.AbstractEventLoop) -> None:
+        self._journal, self._loop = journal, loop
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="cmframe-journal", daemon=True)
+        self._thread.start()
+
+    async def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        future = self._loop.create_future()
+        self._queue.put((fn, args, future))
+        return await future
+
+    def _settle(self, future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+        if not future.done():  # the awaiting task may have been cancelled
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get())
+            stop = any(item is None for item in batch)
+            work = [item for item in batch if item is not None]
+            results: list[Any] = []
+            error: BaseException | None = None
+            try:
+                with self._journal.transaction():
+                    results = [fn(*args) for fn, args, _ in work]
+            except BaseException as exc:  # noqa: BLE001 -- handed to every waiter
+                error = exc
+            for i, (_, _, future) in enumerate(work):
+                value = results[i] if error is None else None
+                self._loop.call_soon_threadsafe(self._settle, future, value, error)
+            if stop:
+                return
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
 
 
 @dataclass
@@ -274,13 +332,7 @@ async def _engine(
         leave=True,
     )
     counts = prep.counts
-    # SQLite commits (fsync'ed) run in one journal thread so that the event loop keeps
-    # other requests moving; awaiting them still orders "in_flight" before the POST
-    loop = asyncio.get_running_loop()
-    jx = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cmframe-journal")
-
-    async def record(fn: Callable[..., Any], *args: Any) -> Any:
-        return await loop.run_in_executor(jx, fn, *args)
+    record = _Recorder(journal, asyncio.get_running_loop())
 
     def stopped() -> bool:
         return bool(
@@ -346,9 +398,9 @@ async def _engine(
                 outcome.rejected = outcome.rejected or (chunk, answer)
                 show(Counter(rejected=n), n)
             elif answer.kind == "messages":
-                got = Counter(
-                    str(e.get("status", e.get("Status", ""))).lower() for e in answer.entries
-                )
+                got: Counter = Counter()
+                for status_text, count in Counter(map(_STATUS, answer.entries)).items():
+                    got[str(status_text).strip().lower()] += count
                 show(Counter(accepted=got["accepted"], rejected=got["rejected"]), n)
             else:
                 show(Counter(unknown=n), n)
@@ -376,7 +428,7 @@ async def _engine(
             await asyncio.gather(*(worker(client) for _ in range(min(concurrency, len(queue)))))
     finally:
         bar.close()
-        jx.shutdown(wait=True)  # every commit done before the journal is read or closed
+        record.close()  # every commit done before the journal is read or closed
     if queue and stopped():
         if outcome.rejected:
             why = f"not sent: the campaign stopped after chunk {outcome.rejected[0]} was rejected"
@@ -615,3 +667,14 @@ async def asend(
         return _finish(prep, outcome, dry_run=False)
     finally:
         prep.journal.close()
+
+
+class _CallableModule(types.ModuleType):
+    """``cmframe.send`` is both this module and the function: importing the module
+    (the accessor does) makes it the package attribute, so let it be called too."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return send(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -168,10 +168,14 @@ def _text(value: object) -> str:
 
 
 def to_series(arr: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
-    """An Arrow string array as a pandas ``string`` Series (no copy)."""
-    if isinstance(arr, pa.Array):
-        arr = pa.chunked_array([arr], type=pa.string())
-    return pd.Series(pd.arrays.ArrowStringArray(arr), index=index, copy=False)
+    """An Arrow string array as a pandas ``string`` Series (no copy of the text)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not pa.types.is_large_string(arr.type):
+        # pandas stores large_string; casting the Array here is much cheaper than
+        # letting pandas cast a ChunkedArray (which goes through the thread pool)
+        arr = arr.cast(pa.large_string())
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr])), index=index, copy=False)
 
 
 def _formatted(conversion: str | None, spec: str, source: pd.Series, what: str) -> pa.Array:

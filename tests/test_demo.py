@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -15,15 +18,41 @@ from cmframe import analysis, demo, schema
 ROOT = Path(__file__).resolve().parent.parent
 
 
+TOKEN = "d1571ac7-0000-4bad-8eed-5ecre7000000"  # distinctive: must appear nowhere
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
+    """One demo run (as `cmframe demo` runs it), with a known token to look for later."""
     out = tmp_path_factory.mktemp("demo") / "demo-output"
-    done = subprocess.run(
-        [sys.executable, "-m", "cmframe", "demo", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out, done.stdout
+    printed, logged = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(logged)
+    logging.getLogger().addHandler(handler)
+    original = demo._new_token
+    demo._new_token = lambda: TOKEN
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(logged):
+            code = demo.main(["--out", str(out)])
+    finally:
+        demo._new_token = original
+        logging.getLogger().removeHandler(handler)
+    assert code == 0, logged.getvalue()[-3000:]
+    return out, printed.getvalue() + logged.getvalue()
+
+
+def test_python_m_cmframe_demo_is_the_command():
+    done = subprocess.run([sys.executable, "-m", "cmframe", "demo", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0 and "demo-output" in done.stdout
+
+
+def test_the_token_is_nowhere(demo_run):
+    out, printed = demo_run
+    assert TOKEN not in printed
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) >= 10
+    for path in files:
+        assert TOKEN.encode() not in path.read_bytes(), path.name
 
 
 def test_demo_writes_every_output_and_prints_where(demo_run):

@@ -435,3 +435,7 @@ def test_a_ledger_of_another_layout_is_refused(tmp_path):
     db.close()
     with pytest.raises(GatewayError, match="another layout"), serve_gateway(ledger=path):
         pass
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(GatewayError, match="cannot use"), serve_gateway(ledger=junk):
+        pass

@@ -82,9 +82,15 @@ def campaign() -> pd.DataFrame:
     return make_campaign(list(KINDS) * 30, seed=5)
 
 
-def test_report_is_self_contained(tmp_path, campaign):
-    path = report.write_report(campaign, tmp_path / "r.html", prices={"NL": 0.07, "*": 0.1})
-    text = path.read_text(encoding="utf-8")
+@pytest.fixture(scope="module")
+def rendered(campaign, tmp_path_factory) -> Path:
+    """The report of the campaign, rendered once for the tests below."""
+    return report.write_report(campaign, tmp_path_factory.mktemp("report") / "report.html",
+                               title="Spring campaign", prices={"NL": 0.07, "*": 0.1})  # fmt: skip
+
+
+def test_report_is_self_contained(rendered):
+    text = rendered.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
     # no external resource of any kind: every src is a data URI, no script, no link
     srcs = re.findall(r'src="([^"]*)"', text)
@@ -93,10 +99,9 @@ def test_report_is_self_contained(tmp_path, campaign):
     assert 'data-metric="delivered">60<' in text
 
 
-def test_chromium_renders_headline_figures_and_images(tmp_path, campaign):
-    path = report.write_report(campaign, tmp_path / "report.html", title="Spring campaign")
+def test_chromium_renders_headline_figures_and_images(tmp_path, campaign, rendered):
     probe = tmp_path / "probe.html"
-    probe.write_text(path.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"),
+    probe.write_text(rendered.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"),
                      encoding="utf-8")  # fmt: skip
     done = _run_chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
@@ -124,10 +129,10 @@ def test_chromium_renders_headline_figures_and_images(tmp_path, campaign):
             "Outcomes over time"} <= alts  # fmt: skip
 
 
-def test_chromium_screenshot_shows_the_charts(tmp_path, campaign):
+def test_chromium_screenshot_shows_the_charts(tmp_path, rendered):
     import matplotlib.image as mpimg
 
-    path = report.write_report(campaign, tmp_path / "report.html")
+    path = rendered
     shot = tmp_path / "shot.png"
     done = _run_chromium(tmp_path, "--window-size=1200,1600", f"--screenshot={shot}",
                          path.as_uri())  # fmt: skip

@@ -547,6 +547,16 @@ def test_accessor_forwards():
     assert result["status"].isin(SEND_STATUSES).all() and (result["status"] == "accepted").all()
 
 
+def test_cmframe_send_stays_callable_once_the_module_is_imported():
+    import cmframe.send as module  # what the accessor does on first use
+
+    env = Env()
+    result = cmframe.send(make_plan(1), url=env.fake.message_url, token=TOKEN,
+                          transport=env.fake.transport, progress=False)
+    assert result["status"].iloc[0] == "accepted"
+    assert module.asend is asend
+
+
 def test_progress_bar_can_be_turned_off(capsys):
     env = Env()
     env.send(make_plan(3), progress=True)

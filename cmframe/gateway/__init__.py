@@ -16,6 +16,10 @@ handler (:class:`cmframe.testing.FakeGateway`).
 ...     httpx.post(gw.message_url, json=request)
 ...     gw.ledger_frame()          # one row per accepted message
 
+From the command line: ``cmframe gateway --port 8080 --token TOKEN --ledger
+ledger.sqlite [--webhook URL] [--faults ok,500,drop_after] [--config options.json]``
+(``cmframe gateway --help`` lists the flags; ``--config`` takes any option below as JSON).
+
 Options
 -------
 Pass them as keywords to ``serve_gateway`` / ``FakeGateway`` or as a

@@ -194,8 +194,8 @@ class Gateway:
                     self._balance -= checked.parts
             status, payload = response_body(checked)
             records = self._records(checked, request_id, received)
-            request.update(http_status=status, error_code=payload["errorCode"], n_msg=len(
-                {r["msg_index"] for r in checked.records}), n_entries=len(checked.entries), n_accepted=len(records))
+            request.update(http_status=status, error_code=payload["errorCode"], n_msg=checked.n_msg,
+                           n_entries=len(checked.entries), n_accepted=len(records))
         except RequestError as exc:
             status, payload = exc.status, exc.body()
             request.update(http_status=status, error_code=exc.error_code, n_entries=0, n_accepted=0)
@@ -208,8 +208,6 @@ class Gateway:
             reply = self._error_reply(fault)
         else:
             reply = _json_reply(status, payload)
-        if fault.kind == "slow":
-            delay = max(delay, fault.delay)
         reply.headers["x-request-id"] = request_id
         reply.delay = delay
         return reply

@@ -67,11 +67,20 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
-        self._db.executescript(_SCHEMA)
-        columns = tuple(r[1] for r in self._db.execute("PRAGMA table_info(messages)"))
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None
+        )
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+            try:
+                self._db.executescript(_SCHEMA)
+            except sqlite3.OperationalError:
+                pass  # an old layout: the check below says so
+            columns = tuple(r[1] for r in self._db.execute("PRAGMA table_info(messages)"))
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise GatewayError(f"cannot use {self.path} as the ledger: {exc}") from None
         if columns != MESSAGE_FIELDS:
             self._db.close()
             raise GatewayError(f"the ledger {self.path} has another layout (an older cmframe?): use a new file")

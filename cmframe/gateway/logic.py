@@ -11,6 +11,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,6 +58,7 @@ class Checked:
 
     entries: list[dict[str, Any]] = field(default_factory=list)  # response "messages", in order
     records: list[dict[str, Any]] = field(default_factory=list)  # accepted messages, for the ledger
+    n_msg: int = 0  # msg objects in the request
 
     @property
     def accepted(self) -> int:
@@ -236,7 +238,7 @@ def check_request(data: dict[str, Any], config: GatewayConfig) -> Checked:
         raise RequestError(400, MESSAGE_DETAILS["not_array"].format(obj="msg"), 203)
     if len(msgs) > config.max_msg:
         raise RequestError(400, f"{ERROR_CODES[203]}: more than {config.max_msg} MSG objects", 203)
-    out = Checked()
+    out = Checked(n_msg=len(msgs))
     for msg_index, raw in enumerate(msgs):
         if not isinstance(raw, dict):
             out.entries.append(_entry(None, None, 305, "A MSG object is an invalid type, must be an object"))
@@ -310,10 +312,19 @@ def parse_validity(text: str, accepted_at: datetime) -> datetime | None:
     ``2h`` / ``30m`` are relative to ``accepted_at``; ``2017-04-20 11:50:05 GMT``,
     ``…+8``, ``…-07:00`` are absolute; without a zone CE(S)T is assumed.
     """
+    spec = _validity_spec(text)
+    if spec is None:
+        return None
+    return accepted_at + spec if isinstance(spec, timedelta) else spec
+
+
+@lru_cache(maxsize=4096)
+def _validity_spec(text: str) -> timedelta | datetime | None:
+    """A validity text as a relative offset or an absolute UTC time (cached: campaigns repeat it)."""
     match = _RELATIVE.match(text)
     if match:
         amount, unit = int(match.group(1)), match.group(2).lower()
-        return accepted_at + (timedelta(hours=amount) if unit == "h" else timedelta(minutes=amount))
+        return timedelta(hours=amount) if unit == "h" else timedelta(minutes=amount)
     match = _ABSOLUTE.match(text)
     if not match:
         return None
@@ -380,8 +391,8 @@ class Rules:
     """The outcome rules of a config, compiled once for fast per-message lookups."""
 
     base: dict[str, float]
-    prefixes: PrefixTable
-    channels: dict[str, dict[str, Any]]
+    prefixes: PrefixTable  # number prefix -> rule dict (with its rates merged over base under "_rates")
+    channels: dict[str, dict[str, Any]]  # lower-case channel -> rule dict
     operators: PrefixTable
 
     @classmethod
@@ -389,7 +400,7 @@ class Rules:
         base = {"delivered": config.delivered_rate, "failed": config.failed_rate, "rejected": config.rejected_rate}
         return cls(
             base=base,
-            prefixes=PrefixTable({k: dict(v) for k, v in config.prefix_rules.items()}),
+            prefixes=PrefixTable({k: {**v, "_rates": {**base, **_rates(v)}} for k, v in config.prefix_rules.items()}),
             channels={k.lower(): dict(v) for k, v in config.channel_rules.items()},
             operators=PrefixTable({**_DEFAULT_OPERATORS, **dict(config.operators)}),
         )
@@ -427,11 +438,15 @@ def decide_outcome(record: dict[str, Any], accepted_at: datetime, config: Gatewa
     status, error = 2, 0
     channel = channels[0]
     for i, channel in enumerate(channels):
-        chan_rule = rules.channels.get(channel.lower(), {}) if channel else {}
-        rates = {**rules.base, **_rates(rule), **_rates(chan_rule)}
+        chan_rule = rules.channels.get(channel.lower()) if channel else None
+        rates = rule.get("_rates", rules.base)
+        if chan_rule:
+            rates = {**rates, **_rates(chan_rule)}
+        else:
+            chan_rule = {}
         delay = float(chan_rule.get("delay", rule.get("delay", config.delivery_delay)))
         elapsed += rng.expovariate(1.0 / delay) if delay > 0 else 0.0
-        draw = rng.random() * (sum(rates.values()) or 1.0)
+        draw = rng.random() * ((rates["delivered"] + rates["failed"] + rates["rejected"]) or 1.0)
         if draw < rates["delivered"]:
             status, error = 2, 0
         elif draw < rates["delivered"] + rates["failed"]:

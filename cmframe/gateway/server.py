@@ -287,14 +287,14 @@ def _parser() -> argparse.ArgumentParser:
     a("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     a("--config", default=None,
       help="JSON file of any GatewayConfig options (prefix_rules, channel_rules, ...); flags win")
-    a("--token", dest="tokens", action="append", default=None,
+    a("--token", dest="tokens", metavar="TOKEN", action="append", default=None,
       help=f"a valid product token (repeatable); default: ${ENV_VAR} if set, else any token")
     a("--ledger", default=None, help="SQLite ledger file (default gateway-ledger.sqlite)")
     a("--seed", default=None, help="seed of outcomes and random faults")
     a("--time-scale", type=float, default=None, help="simulated seconds per real second")
     a("--balance", type=int, default=None, help="trial balance in parts (102 once spent)")
     a("--blacklist", action="append", default=None, help="blacklisted number (repeatable)")
-    a("--spam-word", dest="spam_words", action="append", default=None,
+    a("--spam-word", dest="spam_words", metavar="WORD", action="append", default=None,
       help="word that gets a body spam-filtered (repeatable)")
     for name in ("delivered", "failed", "rejected"):
         a(f"--{name}-rate", type=float, default=None, help=f"share of accepted messages {name}")
