@@ -683,8 +683,17 @@ def build(
     # -- assemble ---------------------------------------------------------------------
     idx = df.index
 
+    absent = pa.nulls(n, pa.large_string())  # one buffer shared by every absent column
+
     def s(arr: pa.Array | None) -> pd.Series:
-        return templates.to_series(arr if arr is not None else pa.nulls(n, pa.string()), idx)
+        if arr is None or arr.null_count == len(arr):
+            arr = absent
+        elif n > 1 and fragments.is_constant(arr):
+            arr = fragments.constant(arr[0].as_py(), n, large=True)  # no cast for pandas
+        return templates.to_series(arr, idx)
+
+    def large(text: str) -> pa.Scalar:
+        return pa.scalar(text, pa.large_string())
 
     columns: dict[str, Any] = {
         "number": s(number_arr),
@@ -701,7 +710,7 @@ def build(
         "max_parts": pd.Series(ints["max_parts"], index=idx),
         "dcs": pd.Series(ints["dcs"], index=idx),
         "rich_content": s(rich_arr),
-        "encoding": s(pc.if_else(pa.array(est.gsm), pa.scalar("gsm7"), pa.scalar("ucs2"))),
+        "encoding": s(pc.if_else(pa.array(est.gsm), large("gsm7"), large("ucs2"))),
         "body_length": pd.Series(est.units.astype(np.int64), index=idx),
         "parts_estimate": pd.Series(est.parts.astype(np.int64), index=idx),
         "ucs2_chars": s(est.ucs2_chars),

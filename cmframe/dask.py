@@ -464,9 +464,10 @@ def _finish_errors(parts: list[pd.DataFrame], sizes: pd.DataFrame, meta: pd.Data
     # group sizes from the summary reduction (the same group keys)
     rows = sizes.reset_index(drop=not names)["rows"] if not names else None
     if names:
-        table = sizes[["rows"]].copy()
+        table = sizes[["rows"]].rename(columns={"rows": "_rows"})
         table.index.names = names
-        counted = counted.join(table.rename(columns={"rows": "_rows"}), on=names)
+        table = table.reset_index().astype({k: counted[k].dtype for k in names})
+        counted = counted.merge(table, on=names, how="left")
         total = counted.groupby(names, dropna=False, observed=True)["count"].transform("sum")
     else:
         counted["_rows"] = int(rows.iloc[0])

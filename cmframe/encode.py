@@ -253,17 +253,19 @@ def estimate_arrow(arr: pa.Array, force_ucs2: np.ndarray | bool = False) -> _Arr
     if len(natural):
         left = pc.replace_substring_regex(arr.take(pa.array(natural)), _GSM_RUN, "")
         codes, uniques = pd.factorize(np.asarray(left.to_numpy(zero_copy_only=False), dtype=object))
-        deduped = pa.array(["".join(dict.fromkeys(u)) for u in uniques] + [""], type=pa.string())
+        deduped = pa.array(["".join(dict.fromkeys(u)) for u in uniques] + [""], type=pa.large_string())
         index = np.full(n, len(uniques), dtype=np.int64)  # "" for every other row
         index[natural] = np.where(codes < 0, len(uniques), codes)
         ucs2_chars = deduped.take(pa.array(index))
     else:
-        ucs2_chars = pa.array(np.full(n, "", dtype=object), type=pa.string()) if n else pa.array([], pa.string())
+        ucs2_chars = pa.nulls(n, pa.large_string()).fill_null("") if n else pa.array([], pa.large_string())
     return _Arrays(gsm, units, parts, ucs2_chars)
 
 
 def _string_series(arr: pa.Array, index: pd.Index) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr.cast(pa.large_string())])), index=index)
+    if not pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.large_string())
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr])), index=index)
 
 
 def estimate(bodies: pd.Series, force_ucs2: pd.Series | np.ndarray | bool = False) -> pd.DataFrame:
@@ -284,7 +286,7 @@ def estimate(bodies: pd.Series, force_ucs2: pd.Series | np.ndarray | bool = Fals
         ``ucs2_chars`` (the characters that forced UCS-2; empty for GSM-7).
     """
     res = estimate_arrow(_as_arrow(bodies), np.asarray(force_ucs2, dtype=bool))
-    encoding = pc.if_else(pa.array(res.gsm), pa.scalar("gsm7"), pa.scalar("ucs2"))
+    encoding = pc.if_else(pa.array(res.gsm), pa.scalar("gsm7", pa.large_string()), pa.scalar("ucs2", pa.large_string()))
     return pd.DataFrame(
         {
             "encoding": _string_series(encoding, bodies.index),

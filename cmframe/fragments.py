@@ -29,14 +29,19 @@ def byte_view(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return (offsets - offsets[0]).astype(np.int64), data
 
 
-def constant(text: str, n: int) -> pa.Array:
-    """A string array of ``n`` copies of ``text``, built straight from buffers."""
+def constant(text: str, n: int, *, large: bool = False) -> pa.Array:
+    """A string array of ``n`` copies of ``text``, built straight from buffers.
+
+    ``large=True`` gives ``large_string`` (what pandas stores), sparing a cast.
+    """
     raw = text.encode()
-    if len(raw) * n >= 2**31:  # int32 offsets: fall back to a large build in pieces
-        return pa.array([text] * n, type=pa.string())
-    offsets = (np.arange(n + 1, dtype=np.int32) * np.int32(len(raw))).astype(np.int32)
+    width = np.int64 if large else np.int32
+    if not large and len(raw) * n >= 2**31:
+        return constant(text, n, large=True).cast(pa.string())  # beyond int32 offsets
+    offsets = np.arange(n + 1, dtype=np.int64) * len(raw)
     data = np.frombuffer(raw * n, dtype=np.uint8) if raw else np.zeros(0, np.uint8)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+    kind = pa.large_string() if large else pa.string()
+    return pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets.astype(width)), pa.py_buffer(data)])
 
 
 def needs_escape(arr: pa.Array) -> np.ndarray:

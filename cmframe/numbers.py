@@ -48,7 +48,6 @@ INVALID = 303
 
 _LETTERS = re.compile(r"[A-Za-z]")
 _JUNK = re.compile(r"\(0\)|[\s\-./()\[\]]")
-_JUNK_RE2 = r"\(0\)|[\s\-./()\[\]]"
 
 # Byte classes for the stage-1 scan: 0 digit, 1 "+", 2 separator, 3 anything else.
 _CLASS = np.full(256, 3, dtype=np.uint8)
@@ -135,15 +134,28 @@ def _count(hits: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _classes(starts: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: counts of ``+``, separators and other non-digit bytes."""
+def _classes(starts: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per row: counts of ``+`` and of other non-separator non-digit bytes; and the
+    per-byte class (``None`` when every byte is a digit)."""
     n = len(starts) - 1
     nondigit = (data - np.uint8(48)) > 9  # uint8 wraps: one pass, no table
     if not nondigit.any():
         zero = np.zeros(n, dtype=np.int64)
-        return zero, zero, zero
+        return zero, zero, None
     cls = _CLASS[data]
-    return _count(cls == 1, starts), _count(cls == 2, starts), _count(cls == 3, starts)
+    return _count(cls == 1, starts), _count(cls == 3, starts), cls
+
+
+def _strip_separators(starts: np.ndarray, data: np.ndarray, cls: np.ndarray) -> pa.Array:
+    """Every row without its separators (and without a ``(0)``), by byte compaction."""
+    drop = cls == 2
+    if len(data) >= 3:  # "+31 (0)6 ...": the 0 goes with its brackets
+        drop[1:-1] |= (data[:-2] == 0x28) & (data[1:-1] == 0x30) & (data[2:] == 0x29)
+    keep = ~drop
+    kept = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum(keep, out=kept[1:])
+    offsets = kept[starts].astype(np.int32)
+    return pa.StringArray.from_buffers(len(starts) - 1, pa.py_buffer(offsets), pa.py_buffer(data[keep]))
 
 
 def _byte_at(starts: np.ndarray, data: np.ndarray, k: int) -> np.ndarray:
@@ -255,20 +267,11 @@ def _stage1(raw: pa.Array, region: str | None) -> tuple[pa.Array, np.ndarray, pa
     filled = pc.fill_null(raw, "")
     starts, data = byte_view(filled)
     lengths = starts[1:] - starts[:-1]
-    plus, junk, other = _classes(starts, data)
+    plus, other, cls = _classes(starts, data)
     simple = (lengths > 0) & (other == 0) & (plus <= 1)
     cleaned = filled
-    if (simple & (junk > 0)).any():
-        rows = np.flatnonzero(simple & (junk > 0))
-        if len(rows) == n:
-            cleaned = pc.replace_substring_regex(filled, _JUNK_RE2, "")
-        else:
-            fixed = pc.replace_substring_regex(filled.take(pa.array(rows)), _JUNK_RE2, "")
-            pos = np.zeros(n, dtype=np.int64)
-            pos[rows] = np.arange(len(rows))
-            mask = np.zeros(n, dtype=bool)
-            mask[rows] = True
-            cleaned = pc.if_else(pa.array(mask), fixed.take(pa.array(pos)), filled)
+    if cls is not None and (cls == 2).any():
+        cleaned = _strip_separators(starts, data, cls)
         starts, data = byte_view(cleaned)
         lengths = starts[1:] - starts[:-1]
     b0, b1 = _byte_at(starts, data, 0), _byte_at(starts, data, 1)

@@ -386,7 +386,7 @@ def create_app(store: ReportStore, *, path: str = "/", secret: str | None = None
             if "multipart/" in ctype:
                 stats.refused += 1
                 return answer(415, "multipart bodies are not status reports")
-            fmt = "form" if "x-www-form-urlencoded" in ctype else "body"
+            fmt = "post"
         parsed = parse_body(body, content_type=content_type, location="body",
                             query_source="get" if fmt == "get" else "form")  # fmt: skip
         if not parsed.rows:
@@ -394,8 +394,7 @@ def create_app(store: ReportStore, *, path: str = "/", secret: str | None = None
             reason = parsed.rejects[0][2] if parsed.rejects else "no status report"
             log.warning("refused a status-report body: %s", reason)
             return answer(400, reason)
-        if fmt == "body":
-            fmt = parsed.rows[0][8]
+        fmt = parsed.rows[0][8]  # what the body turned out to be: json / xml / get / form
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
 

@@ -228,6 +228,10 @@ def _useful_keys(df: pd.DataFrame, by: Sequence[str] | None) -> list[str]:
     return keys
 
 
+def _derivable(df: pd.DataFrame, name: str) -> bool:
+    return {"country": "number", "channel": "channels"}[name] in df.columns
+
+
 def render_report(
     df: pd.DataFrame,
     *,
@@ -266,6 +270,10 @@ def render_report(
         The HTML document.
     """
     stage = analysis.stage(df)
+    # derive the computed group keys once (country, channel), not in every table and chart
+    derived = {name: analysis.group_keys(df, name)[0] for name in ("country", "channel")
+               if name not in df.columns and _derivable(df, name)}  # fmt: skip
+    df = df.assign(**derived) if derived else df
     keys = _useful_keys(df, by)
     head = headline(df, prices=prices)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

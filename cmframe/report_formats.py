@@ -639,7 +639,7 @@ def _timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def normalise_columns(
-    columns: Mapping[str, Any], source: str, *, locations: Any = None
+    columns: Mapping[str, Any], source: str | Any, *, locations: Any = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Vectorised :func:`normalise_item` over columns of raw values.
 
@@ -649,8 +649,8 @@ def normalise_columns(
         Raw ``to``, ``reference``, ``status``, ``error_code``,
         ``error_description``, ``operator``, ``received`` columns (missing keys
         are absent fields).
-    source : str
-        The ``source`` of every row.
+    source : str or array-like
+        The ``source`` of every row, or one per row.
     locations : array-like, optional
         Per-row location for rejects (default ``"row <i>"``).
 
@@ -659,6 +659,10 @@ def normalise_columns(
     (reports, rejects) : tuple of DataFrame
     """
     n = max((len(v) for v in columns.values() if v is not None), default=0)
+    if isinstance(source, str):
+        sources = pd.array([source] * n, dtype="string")
+    else:
+        sources = pd.array(np.asarray(source, dtype=object), dtype="string")
     raw = {name: _strings(columns.get(name), n) for name in
            ("to", "reference", "status", "error_code", "error_description", "operator", "received")}  # fmt: skip
     # to: the same rule as normalise_to, column-wise
@@ -700,7 +704,7 @@ def normalise_columns(
             "error_description": raw["error_description"],
             "operator": raw["operator"],
             "received_at": received,
-            "source": pd.array([source] * n, dtype="string"),
+            "source": sources,
         }
     )[good].reset_index(drop=True)
     if bad.any():
@@ -710,7 +714,7 @@ def normalise_columns(
                    + " received=" + raw["received"].fillna("").astype(str))[bad]  # fmt: skip
         rejects = pd.DataFrame(
             {
-                "source": pd.array([source] * int(bad.sum()), dtype="string"),
+                "source": sources[bad],
                 "location": pd.array(where.astype(str).to_numpy(), dtype="string"),
                 "reason": reasons[bad].reset_index(drop=True),
                 "raw": pd.array(snippet.str.slice(0, _RAW_LIMIT).to_numpy(), dtype="string"),

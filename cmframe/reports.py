@@ -219,13 +219,10 @@ def _read_frame(frame: pd.DataFrame, out: Parsed) -> None:
     if "to" not in mapping or "status" not in mapping:
         raise ReportError(f"the frame has no recipient or status column (columns: {list(frame.columns)[:12]})")
     columns = {f: frame[c] for f, c in mapping.items()}
-    if "source" in frame.columns:
-        source = str(frame["source"].dropna().iloc[0]) if frame["source"].notna().any() else "frame"
-    else:
-        source = "frame"
+    source: Any = "frame"
+    if "source" in frame.columns:  # a reports frame read again keeps its sources
+        source = frame["source"].astype("string").fillna("frame").to_numpy(dtype=object)
     reports, rejects = normalise_columns(columns, source, locations=[f"row {i}" for i in frame.index])
-    if "source" in frame.columns and len(reports) == len(frame):  # keep per-row sources
-        reports["source"] = pd.array(frame["source"].astype("string").to_numpy(), dtype="string")
     out.frames.append(reports)
     out.reject_frames.append(rejects)
 
@@ -435,7 +432,6 @@ def _cm_time(value: datetime | str) -> str:
 
 
 def _get_page(http, url, params, headers, policy, RetryState, parse_retry_after) -> Any:
-    import asyncio
     import inspect
 
     import httpx
@@ -466,12 +462,12 @@ def _get_page(http, url, params, headers, policy, RetryState, parse_retry_after)
             raise ReportError(f"could not fetch {url} page {params['page']}: {reason} "
                               f"after {attempt} attempt(s)")  # fmt: skip
         result = policy.sleep(delay)
-        if inspect.isawaitable(result):  # the sender's policy sleeps with asyncio by default
-            asyncio.run(_await(result))
-
-
-async def _await(awaitable: Any) -> None:
-    await awaitable
+        if inspect.isawaitable(result):
+            # The sender's policy sleeps with asyncio; this is a plain blocking call
+            # (maybe inside Jupyter's running loop), so sleep here instead.
+            if inspect.iscoroutine(result):
+                result.close()
+            time.sleep(delay)
 
 
 # =========================================================================== merging
@@ -572,6 +568,14 @@ def _factorize_keys(res_ref: pd.Series, res_num: pd.Series, rep_ref: pd.Series, 
     keys, _ = pd.factorize(raw, use_na_sentinel=False)
     keys = np.where(values < 0, -1, keys)
     return keys[:n], keys[n:]
+
+
+def _strings_from_codes(codes: np.ndarray, names: list[str]) -> pd.arrays.ArrowStringArray:
+    """``names[codes]`` as a string array, without making a Python string per row."""
+    import pyarrow as pa
+
+    values = pa.array(names, type=pa.string()).take(pa.array(codes.astype(np.int32)))
+    return pd.array(pd.arrays.ArrowStringArray(pa.chunked_array([values])), dtype="string")
 
 
 def merge_status(
@@ -684,8 +688,7 @@ def merge_status(
     win_rank = np.where(win >= 0, rank[np.maximum(win, 0)] if m else 0, -1)
     win_status = np.where(win >= 0, status_code[np.maximum(win, 0)] if m else 4, 4)
     # built from codes: converting a million Python strings would cost more than the merge
-    delivery = pd.Categorical.from_codes(np.where(win_rank >= 1, win_status, 4),
-                                         [*REPORT_STATUSES, "none"]).astype("string")  # fmt: skip
+    delivery = _strings_from_codes(np.where(win_rank >= 1, win_status, 4), [*REPORT_STATUSES, "none"])
 
     def take(column: str, dtype: str) -> pd.Series:
         if column not in reports.columns or m == 0:
@@ -702,11 +705,16 @@ def merge_status(
         latency = final_at - sent.dt.as_unit("ns")
     else:
         latency = pd.Series(pd.NaT, index=range(n), dtype="timedelta64[ns]")
-    operator = take("operator", "string")
     if op_values is not None and m:
+        # the winner's operator, else the latest report naming one: one take, not two
+        win_pos = np.where(win_rank >= 1, win, -1)
+        win_named = np.zeros(n, dtype=bool)
+        win_named[win_pos >= 0] = op_values.notna().to_numpy()[win_pos[win_pos >= 0]]
         fallback_pos = np.where(has_key, last_op[rk] if n_keys else -1, -1)
-        fallback = pd.Series(pd.Series(op_values.array, dtype="string").array.take(fallback_pos, allow_fill=True))
-        operator = operator.fillna(fallback)
+        op_pos = np.where(win_named, win_pos, fallback_pos)
+        operator = pd.Series(pd.Series(op_values.array, dtype="string").array.take(op_pos, allow_fill=True))
+    else:
+        operator = take("operator", "string")
     reports_seen = np.where(has_key, seen[rk] if n_keys else 0, 0)
 
     index = results.index

@@ -320,7 +320,7 @@ async def _engine(
     from tqdm.auto import tqdm
 
     journal, secret, outcome = prep.journal, prep.token, _Outcome()
-    queue = deque(prep.todo)
+    waiting = deque(prep.todo)
     limiter = _RateLimiter(rate_limit)
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     bar = tqdm(
@@ -407,11 +407,11 @@ async def _engine(
             return
 
     async def worker(client: httpx.AsyncClient) -> None:
-        while queue and not stopped():
-            chunk = queue.popleft()
+        while waiting and not stopped():
+            chunk = waiting.popleft()
             await limiter.wait(prep.sizes[chunk])
             if stopped():
-                queue.appendleft(chunk)
+                waiting.appendleft(chunk)
                 return
             await post(client, chunk)
 
@@ -425,18 +425,18 @@ async def _engine(
         async with httpx.AsyncClient(
             transport=transport, timeout=timeout, limits=limits, follow_redirects=False
         ) as client:
-            await asyncio.gather(*(worker(client) for _ in range(min(concurrency, len(queue)))))
+            await asyncio.gather(*(worker(client) for _ in range(min(concurrency, len(waiting)))))
     finally:
         bar.close()
         record.close()  # every commit done before the journal is read or closed
-    if queue and stopped():
+    if waiting and stopped():
         if outcome.rejected:
             why = f"not sent: the campaign stopped after chunk {outcome.rejected[0]} was rejected"
         elif outcome.gave_up:
             why = f"not sent: the campaign stopped after chunk {outcome.gave_up[0]} could not be sent"
         else:
             why = "not sent: sending was interrupted"
-        journal.mark_pending_many(queue, why)
+        journal.mark_pending_many(waiting, why)
     return outcome
 
 
@@ -587,6 +587,11 @@ def send(
         The gateway stayed unreachable (after the retries); ``.result`` as above.
     JournalMismatch
         The journal belongs to another plan.
+    JournalError
+        Another ``send`` is using the journal (or the file is not a journal).
+    KeyboardInterrupt
+        Inside a running event loop (Jupyter), after the requests in flight were
+        answered and journaled; no new request is started.
     TokenError
         No token given and ``CM_PRODUCT_TOKEN`` unset (not needed for ``dry_run``).
 

@@ -54,8 +54,9 @@ def campaign_inputs(n: int = 600, seed: int = 7):
     """A plan sent to a FakeGateway, and messy status reports for it."""
     rng = np.random.default_rng(seed)
     plan = recipients(n, seed).cm.build(**SPEC)
-    results = send(plan, url=FakeGateway.message_url, token=TOKEN, progress=False,
-                   chunk_size=100, transport=FakeGateway(tokens=[TOKEN]).transport)  # fmt: skip
+    with FakeGateway(tokens=[TOKEN]) as fake:
+        results = send(plan, url=fake.message_url, token=TOKEN, progress=False, chunk_size=100,
+                       transport=fake.transport)  # fmt: skip
     sent = results[results["status"] == "accepted"]
     picks = rng.choice(len(sent), size=int(len(sent) * 1.6), replace=True)  # 0, 1 or more reports per row
     m = len(picks)

@@ -298,6 +298,21 @@ def test_another_plan_is_refused_with_a_hint(tmp_path):
         journal.start("fp2", plan, [(0, b"{}", np.array([0]))], {"rows": 1, "chunk_size": 10})
 
 
+def test_grouped_changes_commit_together_or_not_at_all(tmp_path):
+    plan = make_plan([NL.format(i) for i in range(2)])
+    with Journal(tmp_path / "c.cmjournal") as journal:
+        journal.start("fp", plan, [(0, b"{}", np.array([0])), (1, b"{}", np.array([1]))])
+        with pytest.raises(RuntimeError), journal.transaction():
+            journal.mark_in_flight(0, 1.0)
+            journal.mark_in_flight(1, 1.0)
+            raise RuntimeError("disk full")
+        assert [r["state"] for r in journal.records()] == ["pending", "pending"]
+        with journal.transaction():
+            journal.mark_in_flight(0, 1.0)
+            journal.mark_in_flight(1, 1.0)
+        assert [r["state"] for r in journal.records()] == ["in_flight", "in_flight"]
+
+
 def test_not_a_journal(tmp_path):
     bogus = tmp_path / "notes.txt"
     bogus.write_text("hello, this is not SQLite at all" * 20)

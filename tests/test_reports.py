@@ -302,3 +302,19 @@ def test_fetch_transactions_errors_never_show_the_token():
         fetch_transactions(token, client=down, url="http://127.0.0.1:9/t/", retry=policy)
     with pytest.raises(cmframe.TokenError):
         fetch_transactions(None, client=client, url="http://127.0.0.1:9/t/")
+
+
+def test_fetch_transactions_inside_a_running_event_loop_with_the_async_retry_policy():
+    import asyncio
+
+    from cmframe.retry import RetryPolicy, stop_after_attempt, wait_fixed
+
+    answers = iter([httpx.Response(503), httpx.Response(200, json=_page(1, 1, [_record("0031600000001", 20, "Delivered")]))])
+    client = httpx.Client(transport=httpx.MockTransport(lambda r: next(answers)))
+    policy = RetryPolicy(stop=stop_after_attempt(3), wait=wait_fixed(0.01))  # default asyncio sleep
+
+    async def in_notebook():
+        return fetch_transactions("t", client=client, url="http://127.0.0.1:9/t/", retry=policy)
+
+    reports = asyncio.run(in_notebook())
+    assert list(reports["status"]) == ["delivered"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import time
 
 import httpx
@@ -419,6 +420,26 @@ def test_journal_refuses_another_plan(tmp_path):
     with pytest.raises(JournalMismatch, match="chunk_size"):
         env.send(make_plan(4), journal=journal, chunk_size=2)
     assert env.fake.request_count == 1
+
+
+def test_in_flight_is_on_disk_before_the_post(tmp_path):
+    env = Env()
+    journal = tmp_path / "c.cmjournal"
+    seen = []
+
+    def handler(request):
+        # another connection, as after a crash: what does the file say right now?
+        with sqlite3.connect(journal) as db:
+            seen.append(dict(db.execute("SELECT chunk, state FROM chunks").fetchall()))
+        return env.fake(request)
+
+    env.send(make_plan(6), chunk_size=2, concurrency=1, journal=journal,
+             transport=httpx.MockTransport(handler))
+    assert seen == [
+        {0: "in_flight", 1: "pending", 2: "pending"},
+        {0: "answered", 1: "in_flight", 2: "pending"},
+        {0: "answered", 1: "answered", 2: "in_flight"},
+    ]
 
 
 def test_one_sender_per_journal(tmp_path):
