@@ -348,8 +348,8 @@ def summary(
         ``rows``, ``invalid``, ``valid``; once sent ``not_sent``, ``rejected``
         (by the gateway or the operator), ``unknown``, ``accepted`` (by the
         gateway, whatever followed) and ``parts`` (the gateway's count; the
-        estimate for rows whose acceptance only status reports prove); once status reports are
-        merged ``delivered``, ``failed``, ``pending``. ``accept_rate`` is
+        estimate for rows whose acceptance only status reports prove); once
+        status reports are merged ``delivered``, ``failed``, ``pending``. ``accept_rate`` is
         accepted over valid rows, ``delivery_rate`` delivered over accepted.
         Columns of stages not yet run are ``<NA>``.
     """

@@ -949,7 +949,7 @@ def request_bodies(
     for c0 in range(0, m, chunk_size):
         c1 = min(c0 + chunk_size, m)
         # every chunk ends a msg, so its text ends with "]},": drop that last comma
-        body = prefix + data[starts[c0] : starts[c1] - 1].tobytes() + suffix
+        body = b"".join((prefix, data[starts[c0] : starts[c1] - 1], suffix))  # one copy
         yield int(lay.chunk[c0]), body, lay.rows[c0:c1]
 
 

@@ -163,6 +163,8 @@ def _byte_at(starts: np.ndarray, data: np.ndarray, k: int) -> np.ndarray:
     lengths = starts[1:] - starts[:-1]
     if len(data) == 0:
         return np.zeros(len(lengths), dtype=np.int64)
+    if lengths.min(initial=k + 1) > k:  # the usual case: every row is long enough
+        return data[starts[:-1] + k].astype(np.int64)
     idx = np.minimum(starts[:-1] + k, len(data) - 1)
     return np.where(lengths > k, data[idx], 0).astype(np.int64)
 
@@ -352,9 +354,13 @@ def normalize_arrow(
                 hit |= pc.starts_with(rest, p).to_numpy(zero_copy_only=False)
             second_chance[rows[idx[hit]]] = True
     code = np.zeros(n, dtype=np.int64)
-    blank = ~placed & pc.fill_null(pc.equal(pc.utf8_trim_whitespace(raw), ""), True).to_numpy(
-        zero_copy_only=False
-    )
+    blank = np.zeros(n, dtype=bool)
+    unplaced = np.flatnonzero(~placed)
+    if len(unplaced):  # only values stage 1 could not place can be blank
+        sub = raw.take(pa.array(unplaced))
+        blank[unplaced] = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(sub), ""), True).to_numpy(
+            zero_copy_only=False
+        )
     code[blank] = MISSING
     # stage 2: phonenumbers once per distinct value stage 1 could not place
     retry = np.flatnonzero(second_chance & ~blank)
