@@ -63,6 +63,7 @@ _CHANNELS = {c.lower(): c for c in CHANNELS}
 BODY_TYPES: tuple[str, ...] = ("auto", "text", "binary")
 #: The gateway takes at most this many ``msg`` objects per request.
 MAX_MSG_PER_REQUEST = 1000
+_BLOCK_ROWS = 65536  # rows serialised per Arrow join in request_bodies
 
 _REFERENCE_MAX = 32
 _GROUPING_MAX = 100
@@ -119,13 +120,6 @@ def _align(df: pd.DataFrame, value: pd.Series, what: str) -> pd.Series:
     if len(missing) == len(df) and len(df):
         raise SpecError(f"{what}: the Series shares no index label with the frame")
     return value.reindex(df.index)
-
-
-def _is_scalar_na(value: Any) -> bool:
-    try:
-        return value is None or bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _strings(df: pd.DataFrame, value: Any, what: str) -> pa.Array | None:
@@ -368,12 +362,6 @@ def _where(mask: np.ndarray, message: str | pa.Array) -> pa.Array:
     return pc.if_else(pa.array(mask), message, _NULL)
 
 
-def _mask(arr: pa.Array | None, n: int) -> np.ndarray:
-    if arr is None:
-        return np.zeros(n, dtype=bool)
-    return arr.is_valid().to_numpy(zero_copy_only=False)
-
-
 def _codes(arrays: list[pa.Array | np.ndarray], n: int) -> np.ndarray:
     """One int64 code per row for the tuple of values (nulls are a value too)."""
     key = np.zeros(n, dtype=np.int64)
@@ -398,6 +386,19 @@ def _codes(arrays: list[pa.Array | np.ndarray], n: int) -> np.ndarray:
             key = pd.factorize(key)[0].astype(np.int64)  # re-pack before the product overflows
         key = key * width + (codes + 1)
     return key
+
+
+def _spec_constant(value: Any) -> bool:
+    """Whether a field argument gives every row the same value (no template, no Series)."""
+    if value is None:
+        return True
+    if isinstance(value, pd.Series | np.ndarray | pd.Index | pd.api.extensions.ExtensionArray):
+        return False
+    if isinstance(value, str):
+        return not templates.is_template(value)
+    if isinstance(value, list | tuple | dict):
+        return not rich.template_strings(value if isinstance(value, list | tuple) else [value], "field")
+    return True  # a number, a datetime, a timedelta
 
 
 def _check_spec(df: pd.DataFrame, spec: dict[str, Any]) -> None:
@@ -533,6 +534,8 @@ def build(
         "suggestions": suggestions,
     }
     _check_spec(df, spec)
+    const = {name: _spec_constant(value) for name, value in spec.items()}
+    const["rich_content"] = const["conversation"] and const["suggestions"]
     now = now or dt.datetime.now(dt.UTC)
     n = len(df)
 
@@ -579,9 +582,14 @@ def build(
 
     # -- sender and body ------------------------------------------------------------
     sender_arr = pc.fill_null(sender_arr, "")
-    _, sender_err = _per_distinct(sender_arr, _sender_check)
-    if sender_err.null_count < n:
-        errors[301].append(sender_err)
+    if const["sender"]:
+        sender_problem = _sender_check(sender_arr[0].as_py())[1] if n else None
+        if sender_problem:
+            errors[301].append(_n_array(sender_problem, n))
+    else:
+        _, sender_err = _per_distinct(sender_arr, _sender_check)
+        if sender_err.null_count < n:
+            errors[301].append(sender_err)
     body_arr = pc.fill_null(body_arr, "")
     empty_body = pc.equal(body_arr, "").to_numpy(zero_copy_only=False)
     if empty_body.any():
@@ -641,17 +649,23 @@ def build(
             reasons.append(arr)
 
     # -- duplicates -----------------------------------------------------------------
+    def varying(name: str, arr: Any) -> Any:
+        # a field given as a constant splits nothing: leave it out of the key
+        if const[name]:
+            return None
+        if isinstance(arr, pd.api.extensions.ExtensionArray):
+            return arr.to_numpy(dtype=np.float64, na_value=np.nan)
+        return arr
+
     content = [
-        sender_arr,
-        body_type_arr,
+        varying("sender", sender_arr),
+        varying("body_type", body_type_arr),
         body_codes,
-        channels_arr,
-        *optional.values(),
-        validity_arr,
-        ints["min_parts"].to_numpy(dtype=np.float64, na_value=np.nan),
-        ints["max_parts"].to_numpy(dtype=np.float64, na_value=np.nan),
-        ints["dcs"].to_numpy(dtype=np.float64, na_value=np.nan),
-        rich_arr,
+        varying("channels", channels_arr),
+        *(varying(name, arr) for name, arr in optional.items()),
+        varying("validity", validity_arr),
+        *(varying(name, ints[name]) for name in ("min_parts", "max_parts", "dcs")),
+        varying("rich_content", rich_arr),
     ]
     has_number = number_code == 0
     duplicate = np.zeros(n, dtype=bool)
@@ -685,10 +699,10 @@ def build(
 
     absent = pa.nulls(n, pa.large_string())  # one buffer shared by every absent column
 
-    def s(arr: pa.Array | None) -> pd.Series:
+    def s(arr: pa.Array | None, name: str | None = None) -> pd.Series:
         if arr is None or arr.null_count == len(arr):
             arr = absent
-        elif n > 1 and fragments.is_constant(arr):
+        elif name is not None and const[name] and n > 1 and arr.null_count == 0:
             arr = fragments.constant(arr[0].as_py(), n, large=True)  # no cast for pandas
         return templates.to_series(arr, idx)
 
@@ -697,19 +711,19 @@ def build(
 
     columns: dict[str, Any] = {
         "number": s(number_arr),
-        "sender": s(sender_arr),
+        "sender": s(sender_arr, "sender"),
         "body": s(body_arr),
-        "body_type": s(body_type_arr),
-        "channels": s(channels_arr),
-        "reference": s(optional["reference"]),
-        "custom_grouping": s(optional["custom_grouping"]),
-        "custom_grouping2": s(optional["custom_grouping2"]),
-        "custom_grouping3": s(optional["custom_grouping3"]),
-        "validity": s(validity_arr),
+        "body_type": s(body_type_arr, "body_type"),
+        "channels": s(channels_arr, "channels"),
+        "reference": s(optional["reference"], "reference"),
+        "custom_grouping": s(optional["custom_grouping"], "custom_grouping"),
+        "custom_grouping2": s(optional["custom_grouping2"], "custom_grouping2"),
+        "custom_grouping3": s(optional["custom_grouping3"], "custom_grouping3"),
+        "validity": s(validity_arr, "validity"),
         "min_parts": pd.Series(ints["min_parts"], index=idx),
         "max_parts": pd.Series(ints["max_parts"], index=idx),
         "dcs": pd.Series(ints["dcs"], index=idx),
-        "rich_content": s(rich_arr),
+        "rich_content": s(rich_arr, "rich_content"),
         "encoding": s(pc.if_else(pa.array(est.gsm), large("gsm7"), large("ucs2"))),
         "body_length": pd.Series(est.units.astype(np.int64), index=idx),
         "parts_estimate": pd.Series(est.parts.astype(np.int64), index=idx),
@@ -854,6 +868,12 @@ class _Pieces:
         frag = fragments.join(f'"{key}":', _json_value(col, arr), ",")
         self.add(pc.fill_null(frag, "") if frag.null_count else frag)
 
+    def slice(self, offset: int, length: int) -> _Pieces:
+        """The same pieces for rows ``offset:offset + length`` (arrays are sliced, not copied)."""
+        out = _Pieces()
+        out.items = [i if isinstance(i, str) else i.slice(offset, length) for i in self.items]
+        return out
+
     def join(self, n: int) -> pa.Array:
         if not any(isinstance(i, pa.Array) for i in self.items):
             return fragments.constant("".join(self.items), n)
@@ -931,26 +951,31 @@ def request_bodies(
     suffix = b"]}}"
 
     numbers_arr = fragments.escape(templates.to_arrow(plan["number"]).take(pa.array(lay.rows)))
+    pieces = _Pieces()
     if lay.first.all():
         # one msg per row: a single element-wise join builds every row's text
-        pieces = _Pieces()
         _msg_pieces(plan, lay.rows, pieces)
         pieces.add('{"number":"')
         pieces.add(numbers_arr)
         pieces.add('"}]},')
-        row_text = pieces.join(m)
     else:
         heads = _Pieces()
         _msg_pieces(plan, lay.rows, heads)
         opening = pc.if_else(pa.array(lay.first), heads.join(m), pa.scalar(",", pa.string()))
         closing = pc.if_else(pa.array(lay.last), pa.scalar("]},", pa.string()), pa.scalar("", pa.string()))
-        row_text = fragments.join(opening, '{"number":"', numbers_arr, '"}', closing)
-    starts, data = fragments.byte_view(row_text)
-    for c0 in range(0, m, chunk_size):
-        c1 = min(c0 + chunk_size, m)
-        # every chunk ends a msg, so its text ends with "]},": drop that last comma
-        body = b"".join((prefix, data[starts[c0] : starts[c1] - 1], suffix))  # one copy
-        yield int(lay.chunk[c0]), body, lay.rows[c0:c1]
+        for item in (opening, '{"number":"', numbers_arr, '"}', closing):
+            pieces.add(item)
+    # Join a block of whole chunks at a time: the text of a million rows is a few
+    # hundred MB, and blocks of ~64k rows reuse the same memory instead.
+    block = max(1, _BLOCK_ROWS // chunk_size) * chunk_size
+    for b0 in range(0, m, block):
+        b1 = min(b0 + block, m)
+        starts, data = fragments.byte_view(pieces.slice(b0, b1 - b0).join(b1 - b0))
+        for c0 in range(b0, b1, chunk_size):
+            c1 = min(c0 + chunk_size, b1)
+            # every chunk ends a msg, so its text ends with "]},": drop that last comma
+            text = data[starts[c0 - b0] : starts[c1 - b0] - 1]
+            yield int(lay.chunk[c0]), b"".join((prefix, text, suffix)), lay.rows[c0:c1].copy()
 
 
 def requests(

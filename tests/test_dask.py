@@ -29,8 +29,10 @@ SPEC = dict(to="phone", body="Hi {name}", sender="Shop", reference="{ref}", cust
 
 @pytest.fixture(scope="module")
 def client():
+    # no dashboard; the scheduler's small HTTP server (/health) would else take 0.0.0.0:8787
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as c:  # fmt: skip
+                      dashboard_address="127.0.0.1:0",
+                      scheduler_kwargs={"dashboard": False}) as cluster, Client(cluster) as c:  # fmt: skip
         yield c
 
 

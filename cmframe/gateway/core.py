@@ -8,23 +8,25 @@ import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..codes import DETAILS, STATUS_CODES
-from .config import Fault, GatewayConfig
-from .ledger import Ledger, iso
+from ..codes import DELIVERY_ERROR_CODES, DETAILS, STATUS_CODES
+from .config import Fault, GatewayConfig, _digits
+from .ledger import MESSAGE_FIELDS, Ledger, iso
 from .logic import (
+    OutcomeDrawer,
     RequestError,
     Rules,
     SimClock,
     check_request,
     check_routable,
     check_token,
-    decide_outcome,
+    expiry,
     find_token,
     parse_json,
     response_body,
@@ -61,6 +63,37 @@ class Reply:
         return orjson.loads(self.body) if self.body else None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+# The message fields a ledger row takes from a checked record, around ``expires_at``.
+_RECORD_HEAD = itemgetter(*MESSAGE_FIELDS[MESSAGE_FIELDS.index("msg_index"):MESSAGE_FIELDS.index("expires_at")])
+_RECORD_TAIL = itemgetter(*MESSAGE_FIELDS[MESSAGE_FIELDS.index("dcs"):MESSAGE_FIELDS.index("accepted_at")])
+
+
+class _Stamps:
+    """:func:`~cmframe.gateway.ledger.iso` texts of UTC epoch microseconds, fast.
+
+    ``datetime.isoformat`` per timestamp was a large share of a request's cost;
+    the ``YYYY-MM-DDTHH:MM:SS`` part is cached per whole second instead.
+    """
+
+    def __init__(self) -> None:
+        self._seconds: dict[int, str] = {}
+
+    def __call__(self, us: int) -> str:
+        second, fraction = divmod(us, 1_000_000)
+        prefix = self._seconds.get(second)
+        if prefix is None:
+            if len(self._seconds) >= 65536:  # bounded; report times spread over hours at most
+                self._seconds.clear()
+            prefix = self._seconds[second] = datetime.fromtimestamp(second, UTC).isoformat()[:19]
+        return f"{prefix}.{fraction:06d}+00:00"
+
+    def of(self, ts: datetime) -> str:
+        """The text of an aware datetime (as ``iso(ts)``)."""
+        return self((ts - _EPOCH) // _US)
+
+
 def _json_reply(status: int, payload: Any, **headers: str) -> Reply:
     return Reply(status, {**_JSON, **headers}, orjson.dumps(payload))
 
@@ -88,6 +121,8 @@ class Gateway:
         self._rng = random.Random(f"faults|{config.seed}")
         self._balance = config.balance
         self._rules = Rules.of(config)
+        self._drawer = OutcomeDrawer(config, self._rules)
+        self._stamps = _Stamps()
         self.reports = None
         if config.webhook:
             from .reports import ReportDispatcher
@@ -172,7 +207,7 @@ class Gateway:
         request_id = uuid.uuid4().hex
         received = self.clock.now()
         label = f"{fault.kind}:{fault.status}" if fault.status else fault.kind
-        request = {"request_id": request_id, "request_number": number, "received_at": iso(received),
+        request = {"request_id": request_id, "request_number": number, "received_at": self._stamps.of(received),
                    "fault": label, "n_entries": 0, "n_accepted": 0}
         if fault.kind in {"drop_before", "error"}:  # refused before reading: nothing accepted
             reply = Reply(action="drop") if fault.kind == "drop_before" else self._error_reply(fault)
@@ -181,7 +216,7 @@ class Gateway:
             self.ledger.record(request, [])
             reply.delay = delay
             return reply
-        records: list[dict[str, Any]] = []
+        rows: list[tuple] = []
         try:
             data = parse_json(body)
             check_token(find_token(headers, data), self.config)
@@ -193,15 +228,15 @@ class Gateway:
                         raise RequestError(400, DETAILS["balance"], 102)
                     self._balance -= checked.parts
             status, payload = response_body(checked)
-            records = self._records(checked, request_id, received)
+            rows = self._rows(checked, request_id, received)
             request.update(http_status=status, error_code=payload["errorCode"], n_msg=checked.n_msg,
-                           n_entries=len(checked.entries), n_accepted=len(records))
+                           n_entries=len(checked.entries), n_accepted=len(rows))
         except RequestError as exc:
             status, payload = exc.status, exc.body()
             request.update(http_status=status, error_code=exc.error_code, n_entries=0, n_accepted=0)
-        ids = self.ledger.record(request, records)  # committed before any answer
-        if self.reports is not None and records:
-            self.reports.schedule([{**r, "id": i} for r, i in zip(records, ids, strict=True)])
+        ids = self.ledger.record_rows(request, rows)  # committed before any answer
+        if self.reports is not None and rows:
+            self.reports.schedule([dict(zip(MESSAGE_FIELDS, (i, *row), strict=True)) for i, row in zip(ids, rows, strict=True)])
         if fault.kind == "drop_after":
             return Reply(action="drop", delay=delay)
         if fault.kind == "error_after":
@@ -212,28 +247,38 @@ class Gateway:
         reply.delay = delay
         return reply
 
-    def _records(self, checked, request_id: str, received: datetime) -> list[dict[str, Any]]:
-        out = []
-        accepted_at = iso(received)
+    def _rows(self, checked, request_id: str, received: datetime) -> list[tuple]:
+        """Ledger rows (``MESSAGE_FIELDS[1:]`` order) of a request's accepted messages, outcomes decided.
+
+        Per-request constants (acceptance time, expiry per validity text) are
+        computed once; times are kept in integer microseconds and formatted by
+        :class:`_Stamps`, so a 1000-message request stays in the milliseconds.
+        """
+        config, draw, stamp, scale = self.config, self._drawer.draw, self._stamps, self.clock.scale
+        base = (received - _EPOCH) // _US
+        accepted_at = stamp(base)
+        windows: dict[str | None, tuple[int, str]] = {}  # validity -> (µs until expiry, expires_at text)
+        rows = []
         for rec in checked.records:
-            outcome = decide_outcome(rec, received, self.config, self._rules)
-            out.append({
-                **rec,
-                "request_id": request_id,
-                "accepted_at": accepted_at,
-                "expires_at": iso(outcome.expires_at),
-                "status_code": outcome.status_code,
-                "status": STATUS_CODES[outcome.status_code],
-                "error_code": outcome.error_code,
-                "error_description": outcome.error_description,
-                "channel": outcome.channel,
-                "operator": outcome.operator,
-                "accepted_report_at": iso(received + timedelta(seconds=outcome.accepted_delay)),
-                "final_report_at": iso(received + timedelta(seconds=outcome.final_delay)),
-                "accepted_report_due": iso(self.clock.due(received, outcome.accepted_delay)),
-                "final_report_due": iso(self.clock.due(received, outcome.final_delay)),
-            })
-        return out
+            status, error, channel, operator, accepted_delay, final_delay = draw(
+                _digits(rec["number"]), rec["reference"], rec["body"], rec["channels"])
+            validity = rec["validity"]
+            window = windows.get(validity)
+            if window is None:
+                deadline = expiry(validity, received, config)
+                window = windows[validity] = ((deadline - received) // _US, iso(deadline))
+            accepted_us = round(accepted_delay * 1e6)
+            final_us = round(final_delay * 1e6)
+            if status == 2 and final_us > window[0]:  # delivery would come after the validity: expired
+                status, error = 3, 39
+                final_us = max(window[0], accepted_us)
+            rows.append((
+                request_id, *_RECORD_HEAD(rec), window[1], *_RECORD_TAIL(rec), accepted_at,
+                status, STATUS_CODES[status], error, DELIVERY_ERROR_CODES.get(error, "Unknown error"),
+                channel, operator, stamp(base + accepted_us), stamp(base + final_us),
+                stamp(base + round(accepted_us / scale)), stamp(base + round(final_us / scale)),
+            ))
+        return rows
 
     # --- lifecycle ----------------------------------------------------------------
 

@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 
 
+_REQUEST_FIELDS = ("request_id", "request_number", "received_at", "fault", "http_status", "error_code", "n_msg",
+                   "n_entries", "n_accepted")
+_LAST_ID = ("SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),"
+            " coalesce((SELECT max(id) FROM messages), 0))")
+_INSERT_MESSAGE = (f"INSERT INTO messages ({', '.join(MESSAGE_FIELDS)}) "
+                   f"VALUES ({', '.join('?' * len(MESSAGE_FIELDS))})")
+
+
 def iso(ts: datetime | None) -> str | None:
     """A UTC timestamp as fixed-width ISO-8601 text (sorts as it reads)."""
     return None if ts is None else ts.astimezone(UTC).isoformat(timespec="microseconds")
@@ -88,29 +96,33 @@ class Ledger:
     def record(self, request: dict[str, Any], messages: Iterable[dict[str, Any]]) -> list[int]:
         """Write one request and its accepted messages in one transaction; return the message ids."""
         cols = MESSAGE_FIELDS[1:]
-        rows = [tuple(m.get(c) for c in cols) for m in messages]
+        return self.record_rows(request, [tuple(m.get(c) for c in cols) for m in messages])
+
+    def record_rows(self, request: dict[str, Any], rows: list[tuple]) -> list[int]:
+        """:meth:`record` with each message already a tuple in ``MESSAGE_FIELDS[1:]`` order.
+
+        One transaction (committed on return), one ``executemany``: the gateway's hot path.
+        """
         with self._lock:
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 cur.execute(
                     "INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?)",
-                    tuple(request.get(k) for k in ("request_id", "request_number", "received_at", "fault",
-                                                  "http_status", "error_code", "n_msg", "n_entries", "n_accepted")),
+                    tuple(request.get(k) for k in _REQUEST_FIELDS),
                 )
-                # Explicit ids (we hold the write lock) so executemany can be used and ids known.
-                (last,) = cur.execute(
-                    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),"
-                    " coalesce((SELECT max(id) FROM messages), 0))"
-                ).fetchone()
-                ids = list(range(last + 1, last + 1 + len(rows)))
-                sql = f"INSERT INTO messages (id, {', '.join(cols)}) VALUES (?, {', '.join('?' * len(cols))})"
-                cur.executemany(sql, [(i, *row) for i, row in zip(ids, rows, strict=True)])
+                if rows:
+                    # Explicit ids (we hold the write lock) so executemany can be used and ids known.
+                    (last,) = cur.execute(_LAST_ID).fetchone()
+                    ids = range(last + 1, last + 1 + len(rows))
+                    cur.executemany(_INSERT_MESSAGE, [(i, *row) for i, row in zip(ids, rows, strict=True)])
+                else:
+                    ids = range(0)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return ids
+        return list(ids)
 
     def log_delivery(self, message_id: int, status_code: int, attempt: int, http_status: int | None,
                      error: str | None, at: datetime) -> None:

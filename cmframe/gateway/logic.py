@@ -7,11 +7,13 @@ per-message entries (the response's ``messages``) and ledger records, and
 
 from __future__ import annotations
 
-import random
 import re
+import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
+from hashlib import blake2b
+from math import log as _log
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +31,7 @@ __all__ = [
     "check_request",
     "parse_validity",
     "decide_outcome",
+    "OutcomeDrawer",
     "Outcome",
     "Rules",
     "expiry",
@@ -38,6 +41,18 @@ __all__ = [
 _NUMBER = re.compile(r"^\+?[0-9]+$")
 _BODY_TYPES = frozenset({"auto", "text", "binary"})
 _CET = ZoneInfo("Europe/Amsterdam")
+_WORDS = struct.Struct("<8Q")
+_2_53 = 2.0 ** -53
+_NO_RULE: dict[str, Any] = {}
+_GROUPINGS = (("customgrouping", "customGrouping"), ("customgrouping2", "customGrouping2"),
+              ("customgrouping3", "customGrouping3"))
+_INT_FIELDS = (("minimumnumberofmessageparts", "minimumNumberOfMessageParts"),
+               ("maximumnumberofmessageparts", "maximumNumberOfMessageParts"), ("dcs", "dcs"))
+# Key sets (lower case) for which a case-insensitive copy of a JSON object can be skipped.
+_PLAIN_MSG_KEYS = frozenset({"from", "to", "body", "reference"})
+_MSG_KEYS = _PLAIN_MSG_KEYS | {"allowedchannels", "validity", "dcs", "richcontent"} | {
+    k for k, _ in _GROUPINGS + _INT_FIELDS}
+_BODY_KEYS = frozenset({"content", "type"})
 
 
 @dataclass
@@ -128,7 +143,11 @@ def _invalid(name: str) -> tuple[int, str]:
 
 
 def _check_msg_fields(m: dict, config: GatewayConfig) -> tuple[int, str] | dict[str, Any]:
-    """Message-level checks: a (code, details) rejection or the normalised fields."""
+    """Message-level checks: a (code, details) rejection or the normalised fields.
+
+    ``m`` has lower-case keys. The checks run in a fixed order (the first
+    failing one is reported); optional fields are only looked at when present.
+    """
     sender = m.get("from")
     if sender is None or (isinstance(sender, str) and not sender.strip()):
         return 301, MESSAGE_DETAILS["no_from"]
@@ -137,12 +156,13 @@ def _check_msg_fields(m: dict, config: GatewayConfig) -> tuple[int, str] | dict[
     digits = sender.lstrip("+")
     if (digits.isdigit() and len(digits) > 16) or (not digits.isdigit() and len(sender) > 11):
         return 301, f"The FROM field '{sender}' is too long"
-    if "body" not in m or m["body"] is None:
+    body = m.get("body")
+    if body is None:
         return 304, MESSAGE_DETAILS["no_body"]
-    body = m["body"]
     if not isinstance(body, dict):
         return _invalid("body")
-    body = _ci(body)
+    if not body.keys() <= _BODY_KEYS:  # keys already lower-case (the usual case) need no copy
+        body = _ci(body)
     content = body.get("content")
     if content is None or content == "":
         return 304, MESSAGE_DETAILS["no_content"]
@@ -151,7 +171,8 @@ def _check_msg_fields(m: dict, config: GatewayConfig) -> tuple[int, str] | dict[
     body_type = body.get("type")
     if body_type is not None and (not isinstance(body_type, str) or body_type.lower() not in _BODY_TYPES):
         return _invalid("body.type")
-    channels = m.get("allowedchannels")
+    optional = not m.keys() <= _PLAIN_MSG_KEYS  # any field beyond from/to/body/reference?
+    channels = m.get("allowedchannels") if optional else None
     if channels is not None:
         if not isinstance(channels, list):
             return 305, MESSAGE_DETAILS["not_array"].format(obj="allowedChannels")
@@ -160,38 +181,38 @@ def _check_msg_fields(m: dict, config: GatewayConfig) -> tuple[int, str] | dict[
     reference = m.get("reference")
     if reference is not None and (not isinstance(reference, str) or not 1 <= len(reference) <= 32):
         return _invalid("reference")
-    groupings = []
-    for key, name in (("customgrouping", "customGrouping"), ("customgrouping2", "customGrouping2"),
-                      ("customgrouping3", "customGrouping3")):
-        value = m.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > 100):
-            return _invalid(name)
-        groupings.append(value)
-    ints = {}
-    for key, name in (("minimumnumberofmessageparts", "minimumNumberOfMessageParts"),
-                      ("maximumnumberofmessageparts", "maximumNumberOfMessageParts"), ("dcs", "dcs")):
-        value = m.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            return _invalid(name)
-        ints[key] = value
-    lo, hi = ints["minimumnumberofmessageparts"], ints["maximumnumberofmessageparts"]
-    if lo is not None and hi is not None and lo > hi:
-        return _invalid("minimumNumberOfMessageParts")
-    validity = m.get("validity")
-    if validity is not None:
-        if not isinstance(validity, str) or parse_validity(validity, datetime.now(UTC)) is None:
+    groupings = [None, None, None]
+    dcs = lo = hi = validity = rich = None
+    if optional:
+        for i, (key, name) in enumerate(_GROUPINGS):
+            value = m.get(key)
+            if value is not None and (not isinstance(value, str) or len(value) > 100):
+                return _invalid(name)
+            groupings[i] = value
+        ints = []
+        for key, name in _INT_FIELDS:
+            value = m.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                return _invalid(name)
+            ints.append(value)
+        lo, hi, dcs = ints
+        if lo is not None and hi is not None and lo > hi:
+            return _invalid("minimumNumberOfMessageParts")
+        validity = m.get("validity")
+        if validity is not None and (not isinstance(validity, str) or _validity_spec(validity) is None):
             return _invalid("validity")
-    rich = m.get("richcontent")
-    if rich is not None and not isinstance(rich, dict):
-        return _invalid("richContent")
+        rich = m.get("richcontent")
+        if rich is not None and not isinstance(rich, dict):
+            return _invalid("richContent")
     body_type = body_type.lower() if isinstance(body_type, str) else None
-    force_ucs2 = ints["dcs"] == 8 and body_type not in (None, "auto")
+    force_ucs2 = dcs == 8 and body_type not in (None, "auto")
     est = estimate_one(content, force_ucs2)
     if hi is not None and est.parts > hi:
         return 305, f"The body needs {est.parts} parts, more than maximumNumberOfMessageParts ({hi})"
-    lowered = content.lower()
-    if config.spam_words and any(w in lowered for w in config.spam_words):
-        return 401, ERROR_CODES[401]
+    if config.spam_words:
+        lowered = content.lower()
+        if any(w in lowered for w in config.spam_words):
+            return 401, ERROR_CODES[401]
     return {
         "sender": sender,
         "body": content,
@@ -202,7 +223,7 @@ def _check_msg_fields(m: dict, config: GatewayConfig) -> tuple[int, str] | dict[
         "custom_grouping2": groupings[1],
         "custom_grouping3": groupings[2],
         "validity": validity,
-        "dcs": ints["dcs"],
+        "dcs": dcs,
         "min_parts": lo,
         "max_parts": hi,
         "rich_content": orjson.dumps(rich).decode() if rich is not None else None,
@@ -239,52 +260,68 @@ def check_request(data: dict[str, Any], config: GatewayConfig) -> Checked:
     if len(msgs) > config.max_msg:
         raise RequestError(400, f"{ERROR_CODES[203]}: more than {config.max_msg} MSG objects", 203)
     out = Checked(n_msg=len(msgs))
+    entries, records = out.entries, out.records
+    blacklist = config.blacklist
+    match_number = _NUMBER.match
     for msg_index, raw in enumerate(msgs):
         if not isinstance(raw, dict):
-            out.entries.append(_entry(None, None, 305, "A MSG object is an invalid type, must be an object"))
+            entries.append(_entry(None, None, 305, "A MSG object is an invalid type, must be an object"))
             continue
-        m = _ci(raw)
-        reference = m.get("reference") if isinstance(m.get("reference"), str) else None
+        m = raw if raw.keys() <= _MSG_KEYS else _ci(raw)  # lower-case keys already: no copy
+        reference = m.get("reference")
+        if not isinstance(reference, str):
+            reference = None
         to = m.get("to")
         if to is None or to == []:
-            out.entries.append(_entry(None, reference, 302, MESSAGE_DETAILS["empty_number"]))
+            entries.append(_entry(None, reference, 302, MESSAGE_DETAILS["empty_number"]))
             continue
         if not isinstance(to, list):
             shown = to if isinstance(to, str) else None
-            out.entries.append(_entry(shown, reference, 302, MESSAGE_DETAILS["not_array"].format(obj="to")))
+            entries.append(_entry(shown, reference, 302, MESSAGE_DETAILS["not_array"].format(obj="to")))
             continue
         fields = _check_msg_fields(m, config)
+        rejected = isinstance(fields, tuple)
+        parts = 0 if rejected else fields["parts"]
         for to_index, item in enumerate(to):
-            number = _ci(item).get("number") if isinstance(item, dict) else None
+            if isinstance(item, dict):
+                # {"number": ...} needs no lower-casing copy; anything else does (last spelling wins)
+                number = item["number"] if len(item) == 1 and "number" in item else _ci(item).get("number")
+            else:
+                number = None
             if isinstance(number, int) and not isinstance(number, bool):
                 number = str(number)
             shown = number if isinstance(number, str) else None
-            if isinstance(fields, tuple):
-                out.entries.append(_entry(shown, reference, *fields))
+            if rejected:
+                entries.append(_entry(shown, reference, *fields))
                 continue
             if number is None or (isinstance(number, str) and not number.strip()):
-                out.entries.append(_entry(shown, reference, 302, MESSAGE_DETAILS["empty_number"]))
+                entries.append(_entry(shown, reference, 302, MESSAGE_DETAILS["empty_number"]))
                 continue
-            if not isinstance(number, str) or not _NUMBER.match(number.strip()):
+            if not isinstance(number, str) or not match_number(number.strip()):
                 msisdn = number if isinstance(number, str) else orjson.dumps(number).decode()
-                out.entries.append(_entry(shown, reference, 303, MESSAGE_DETAILS["not_a_number"].format(msisdn=msisdn)))
+                entries.append(_entry(shown, reference, 303, MESSAGE_DETAILS["not_a_number"].format(msisdn=msisdn)))
                 continue
             number = number.strip()
-            if config.blacklist and _digits(number) in config.blacklist:
-                out.entries.append(_entry(number, reference, 402, ERROR_CODES[402]))
+            if blacklist and _digits(number) in blacklist:
+                entries.append(_entry(number, reference, 402, ERROR_CODES[402]))
                 continue
-            out.entries.append(_entry(number, reference, 0, None, fields["parts"]))
-            out.records.append({**fields, "number": number, "msg_index": msg_index, "to_index": to_index,
-                                "entry": len(out.entries) - 1})
+            entries.append({"to": number, "status": "Accepted", "reference": reference, "parts": parts,
+                            "messageDetails": None, "messageErrorCode": 0})
+            record = fields.copy()
+            record["number"] = number
+            record["msg_index"] = msg_index
+            record["to_index"] = to_index
+            record["entry"] = len(entries) - 1
+            records.append(record)
     return out
 
 
 def check_routable(checked: Checked, config: GatewayConfig) -> None:
     """Refuse the whole request when a number falls under an unroutable prefix."""
-    if config.unroutable_prefixes and any(
-        _digits(r["number"]).startswith(tuple(_digits(p) for p in config.unroutable_prefixes))
-        for r in checked.records
-    ):
+    if not config.unroutable_prefixes:
+        return
+    prefixes = tuple(_digits(p) for p in config.unroutable_prefixes)
+    if any(_digits(r["number"]).startswith(prefixes) for r in checked.records):
         raise RequestError(400, DETAILS["unroutable"], 999)
 
 
@@ -406,6 +443,115 @@ class Rules:
         )
 
 
+def _words(key: str, n: int) -> tuple[int, ...]:
+    """At least ``n`` pseudo-random 64-bit words derived from ``key`` alone (BLAKE2b, 8 per block).
+
+    A hash instead of a ``random.Random(key)`` per message: seeding a Mersenne
+    Twister costs ~20 µs, this ~1 µs, with the same property that a message's
+    draws depend on its content and the seed only, not on arrival order.
+    ``(word >> 11) * 2**-53`` is then a uniform float in [0, 1).
+    """
+    raw = key.encode()
+    words = _WORDS.unpack(blake2b(raw, digest_size=64).digest())
+    block = 1
+    while len(words) < n:  # more than two channels tried: further blocks
+        words += _WORDS.unpack(blake2b(raw + b"#%d" % block, digest_size=64).digest())
+        block += 1
+    return words
+
+
+class OutcomeDrawer:
+    """Draws outcomes for one config: :func:`decide_outcome`'s logic, with lookups cached.
+
+    :meth:`draw` is :func:`decide_outcome` without the validity check and
+    without building an :class:`Outcome`: the gateway's per-message hot path.
+
+    Parameters
+    ----------
+    config : GatewayConfig
+    rules : Rules, optional
+        ``Rules.of(config)`` when omitted.
+    """
+
+    def __init__(self, config: GatewayConfig, rules: Rules | None = None) -> None:
+        self.config = config
+        self.rules = rules or Rules.of(config)
+        self._seed = f"{config.seed}|"
+        self._failed = tuple(config.failed_codes)
+        self._rejected = tuple(config.rejected_codes)
+        # Both prefix tables look at no more than the first ``_head`` digits of a number,
+        # so (rule, operator) is cached per such head.
+        self._head = max([0, *self.rules.prefixes._lengths, *self.rules.operators._lengths])
+        self._by_head: dict[str, tuple[dict[str, Any], str]] = {}
+        self._plans: dict[tuple[int, str | None], list[tuple]] = {}
+
+    def _lookup(self, head: str) -> tuple[dict[str, Any], str]:
+        rules = self.rules
+        rule = rules.prefixes.get(head) or _NO_RULE
+        operator = rule.get("operator") or rules.operators.get(head) or "Simulated Operator"
+        if len(self._by_head) >= 65536:  # bounded: heads come from requests
+            self._by_head.clear()
+        self._by_head[head] = found = (rule, operator)
+        return found
+
+    def _plan(self, rule: dict[str, Any], channels: str | None) -> list[tuple]:
+        """Per channel tried: (name, delivered share, delivered+failed share, total, mean delay)."""
+        rules, config = self.rules, self.config
+        plan = []
+        for channel in channels.split(",") if channels else [None]:
+            chan_rule = rules.channels.get(channel.lower()) if channel else None
+            rates = rule.get("_rates", rules.base)
+            if chan_rule:
+                rates = {**rates, **_rates(chan_rule)}
+            else:
+                chan_rule = {}
+            delay = float(chan_rule.get("delay", rule.get("delay", config.delivery_delay)))
+            total = (rates["delivered"] + rates["failed"] + rates["rejected"]) or 1.0
+            plan.append((channel, rates["delivered"], rates["delivered"] + rates["failed"], total, delay))
+        if len(self._plans) >= 4096:  # bounded: channel lists come from requests
+            self._plans.clear()
+        self._plans[(id(rule), channels)] = plan
+        return plan
+
+    def draw(self, number: str, reference: str | None, body: str,
+             channels: str | None) -> tuple[int, int, str | None, str, float, float]:
+        """``(status_code, error_code, channel, operator, accepted_delay, final_delay)`` of a message.
+
+        ``number`` without ``+``/``00``; ``channels`` comma-joined or ``None``.
+        Delays are simulated seconds from acceptance, before any validity expiry.
+        """
+        head = number[:self._head]
+        rule, operator = self._by_head.get(head) or self._lookup(head)
+        plan = self._plans.get((id(rule), channels)) or self._plan(rule, channels)
+        # 3 draws per channel tried (delay, outcome, error code), then 1 for the code-0 report
+        u = _words(f"{self._seed}{number}|{reference}|{body}|{channels}", 3 * len(plan) + 1)
+        elapsed = 0.0
+        status = error = 0
+        channel = None
+        last = len(plan) - 1
+        for i, step in enumerate(plan):
+            channel, delivered, not_rejected, total, delay = step  # the channel tried last is reported
+            j = 3 * i
+            if delay > 0:
+                elapsed -= _log(1.0 - (u[j] >> 11) * _2_53) * delay  # exponential with mean ``delay``
+            draw = (u[j + 1] >> 11) * _2_53 * total
+            if draw < delivered:
+                status, error = 2, 0
+                break
+            if draw < not_rejected:
+                codes, status = self._failed, 3
+            else:
+                codes, status = self._rejected, 1
+            error = codes[int((u[j + 2] >> 11) * _2_53 * len(codes))]
+            if i == last:
+                break  # fallback: a failed channel hands over to the next one at once
+        if elapsed:
+            accepted_delay = min(self.config.accepted_delay * (0.5 + (u[3 * last + 3] >> 11) * _2_53), elapsed)
+        else:
+            accepted_delay = 0.0
+        return status, error, channel, operator, accepted_delay, elapsed
+
+
 def decide_outcome(record: dict[str, Any], accepted_at: datetime, config: GatewayConfig,
                    rules: Rules | None = None) -> Outcome:
     """Draw a message's outcome from the configured rules, deterministically.
@@ -428,35 +574,10 @@ def decide_outcome(record: dict[str, Any], accepted_at: datetime, config: Gatewa
     -------
     Outcome
     """
-    rules = rules or Rules.of(config)
-    number = _digits(record["number"])
-    rng = random.Random(f"{config.seed}|{number}|{record.get('reference')}|{record['body']}|{record.get('channels')}")
-    rule = rules.prefixes.get(number) or {}
-    operator = rule.get("operator") or rules.operators.get(number) or "Simulated Operator"
-    channels = record["channels"].split(",") if record.get("channels") else [None]
-    elapsed = 0.0
-    status, error = 2, 0
-    channel = channels[0]
-    for i, channel in enumerate(channels):
-        chan_rule = rules.channels.get(channel.lower()) if channel else None
-        rates = rule.get("_rates", rules.base)
-        if chan_rule:
-            rates = {**rates, **_rates(chan_rule)}
-        else:
-            chan_rule = {}
-        delay = float(chan_rule.get("delay", rule.get("delay", config.delivery_delay)))
-        elapsed += rng.expovariate(1.0 / delay) if delay > 0 else 0.0
-        draw = rng.random() * ((rates["delivered"] + rates["failed"] + rates["rejected"]) or 1.0)
-        if draw < rates["delivered"]:
-            status, error = 2, 0
-        elif draw < rates["delivered"] + rates["failed"]:
-            status, error = 3, rng.choice(config.failed_codes)
-        else:
-            status, error = 1, rng.choice(config.rejected_codes)
-        if status == 2 or i == len(channels) - 1:
-            break  # fallback: a failed channel hands over to the next one at once
+    drawer = OutcomeDrawer(config, rules)
+    status, error, channel, operator, accepted_delay, elapsed = drawer.draw(
+        _digits(record["number"]), record.get("reference"), record["body"], record.get("channels") or None)
     deadline = expiry(record.get("validity"), accepted_at, config)
-    accepted_delay = min(config.accepted_delay * (0.5 + rng.random()), elapsed) if elapsed else 0.0
     if status == 2 and accepted_at + timedelta(seconds=elapsed) > deadline:
         status, error = 3, 39
         elapsed = max((deadline - accepted_at).total_seconds(), accepted_delay)
