@@ -468,7 +468,8 @@ def build(
     min_parts, max_parts : int, optional
         ``minimumNumberOfMessageParts`` / ``maximumNumberOfMessageParts``.
     dcs : int, optional
-        Data coding scheme; 8 forces UCS-2 unless ``body_type`` is ``"auto"``.
+        Data coding scheme; 8 forces UCS-2 when ``body_type`` is ``"text"`` or ``"binary"``
+        (not with ``"auto"`` or no type, as the gateway does).
     conversation : list of dict or pandas.Series, optional
         ``richContent.conversation`` items in the spec's JSON shape; strings are templates.
     suggestions : list of dict or pandas.Series, optional
@@ -597,13 +598,11 @@ def build(
 
     # -- encoding and parts -----------------------------------------------------------
     dcs8 = ints["dcs"].to_numpy(dtype=np.float64, na_value=np.nan) == 8
-    if dcs8.any():
-        auto = (
-            pc.fill_null(pc.equal(body_type_arr, "auto"), False).to_numpy(zero_copy_only=False)
-            if body_type_arr is not None
-            else np.zeros(n, dtype=bool)
-        )
-        force = dcs8 & ~auto
+    if dcs8.any() and body_type_arr is not None:
+        # like the gateway: dcs=8 counts for an explicit "text"/"binary" body only;
+        # "auto" and an absent type pick the encoding from the characters
+        typed = pc.is_in(pc.fill_null(body_type_arr, ""), pa.array(["text", "binary"]))
+        force = dcs8 & typed.to_numpy(zero_copy_only=False)
     else:
         force = False
     # Personalised bodies repeat a lot (a template over a few columns): estimate
@@ -672,7 +671,7 @@ def build(
     if has_number.sum() > 1:
         # numbers are "00" + at most 15 digits: an int64 is a cheaper key than the text
         number_key = pc.cast(pc.fill_null(number_arr, "0"), pa.int64()).to_numpy(zero_copy_only=False)
-        key = _codes([pd.factorize(number_key)[0], *content], n)
+        key = _codes([number_key, *content], n)  # non-negative ints: used as codes directly
         dup = pd.Series(key).duplicated().to_numpy() & has_number
         duplicate = dup
         if dup.any() and duplicates == "error":

@@ -259,9 +259,11 @@ def test_parts_limits_and_dcs():
     assert sent_msgs(forced)[0]["dcs"] == 8
     auto = df.cm.build(to="phone", sender="S", body="hello", dcs=8, body_type="auto")
     assert auto["encoding"].tolist() == ["gsm7", "gsm7"]
-    per_row = df.cm.build(to="phone", sender="S", body="hello", dcs=pd.Series([8, 0]), body_type=None)
+    per_row = df.cm.build(to="phone", sender="S", body="hello", dcs=pd.Series([8, 0]), body_type="binary")
     assert per_row["encoding"].tolist() == ["ucs2", "gsm7"]
-    assert "type" not in sent_msgs(per_row)[0]["body"]
+    untyped = df.cm.build(to="phone", sender="S", body="hello", dcs=8, body_type=None)
+    assert untyped["encoding"].tolist() == ["gsm7", "gsm7"]  # as the gateway: no type, no forcing
+    assert "type" not in sent_msgs(untyped)[0]["body"]
 
 
 def test_rich_content_problems_are_per_row_305():

@@ -5,6 +5,7 @@ Everything runs on one LocalCluster with two worker processes on loopback.
 
 from __future__ import annotations
 
+import functools
 import json
 
 import dask.dataframe as dd
@@ -52,6 +53,7 @@ def recipients(n: int = 600, seed: int = 7) -> pd.DataFrame:
     return df
 
 
+@functools.cache  # the frames are only read (copy-on-write): build and send once per shape
 def campaign_inputs(n: int = 600, seed: int = 7):
     """A plan sent to a FakeGateway, and messy status reports for it."""
     rng = np.random.default_rng(seed)
@@ -172,12 +174,13 @@ def test_merge_reads_report_files_and_hand_made_numbers(tmp_path, client):
 
 
 # ---------------------------------------------------------------------------- analysis
-@pytest.mark.parametrize("by", [None, "customGrouping", ["reference", "outcome"]])
+@pytest.mark.parametrize("by", [None, "customGrouping", ["reference", "outcome"], "operator"])
 def test_summary_adds_up_partitions_to_the_pandas_summary(client, by):
     results, reps = campaign_inputs()
     ddf = dd.from_pandas(merge_status(results, reps), npartitions=5)
     campaign = ddf.compute()  # the same data (Dask's string dtype for the caller's columns)
-    prices = {"NL": 0.07} if by == "customGrouping" else None
+    # "operator" has <NA> groups (rows without reports); no price for NL makes costs <NA>
+    prices = {"customGrouping": {"NL": 0.07}, "operator": {"DE": 0.1}}.get(str(by))
     got = ddf.cm.summary(by=by, prices=prices, split_every=2)
     want = campaign.cm.summary(by=by, prices=prices)
     pd.testing.assert_frame_equal(got, want)
@@ -230,10 +233,11 @@ class RejectOnce(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
-def test_send_drives_partitions_from_the_client_exactly_once(tmp_path, client):
+def test_send_drives_partitions_from_the_client_exactly_once(tmp_path, client, request):
     df = recipients(300)
     plan = dd.from_pandas(df, npartitions=3).cm.build(**SPEC)
     fake = FakeGateway(tokens=[TOKEN])
+    request.addfinalizer(fake.close)
     folder = tmp_path / "campaign.d"
     options = dict(url=fake.message_url, token=TOKEN, journal=folder, chunk_size=25,
                    concurrency=1, progress=False)  # fmt: skip
@@ -257,9 +261,9 @@ def test_send_drives_partitions_from_the_client_exactly_once(tmp_path, client):
     assert len(fake.ledger_frame()) == len(ledger)
     pd.testing.assert_frame_equal(again, got)
     # the same results as the pandas sender on the same plan
-    pandas_fake = FakeGateway(tokens=[TOKEN])
-    want = send(plan.compute(), url=pandas_fake.message_url, token=TOKEN, progress=False,
-                transport=pandas_fake.transport)  # fmt: skip
+    with FakeGateway(tokens=[TOKEN]) as pandas_fake:
+        want = send(plan.compute(), url=pandas_fake.message_url, token=TOKEN, progress=False,
+                    transport=pandas_fake.transport)  # fmt: skip
     assert got["status"].tolist() == want["status"].tolist()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from ..codes import DELIVERY_ERROR_CODES, DETAILS, STATUS_CODES
-from .config import Fault, GatewayConfig, _digits
+from .config import Fault, GatewayConfig
 from .ledger import MESSAGE_FIELDS, Ledger, iso
 from .logic import (
     OutcomeDrawer,
@@ -80,7 +80,8 @@ class _Stamps:
     def __init__(self) -> None:
         self._seconds: dict[int, str] = {}
 
-    def __call__(self, us: int) -> str:
+    def text(self, us: int) -> str:
+        """The text of a time given in microseconds since the epoch."""
         second, fraction = divmod(us, 1_000_000)
         prefix = self._seconds.get(second)
         if prefix is None:
@@ -91,7 +92,7 @@ class _Stamps:
 
     def of(self, ts: datetime) -> str:
         """The text of an aware datetime (as ``iso(ts)``)."""
-        return self((ts - _EPOCH) // _US)
+        return self.text((ts - _EPOCH) // _US)
 
 
 def _json_reply(status: int, payload: Any, **headers: str) -> Reply:
@@ -254,14 +255,16 @@ class Gateway:
         computed once; times are kept in integer microseconds and formatted by
         :class:`_Stamps`, so a 1000-message request stays in the milliseconds.
         """
-        config, draw, stamp, scale = self.config, self._drawer.draw, self._stamps, self.clock.scale
+        config, draw, stamp, scale = self.config, self._drawer.draw, self._stamps.text, self.clock.scale
         base = (received - _EPOCH) // _US
         accepted_at = stamp(base)
         windows: dict[str | None, tuple[int, str]] = {}  # validity -> (µs until expiry, expires_at text)
         rows = []
         for rec in checked.records:
+            number = rec["number"]  # checked: digits with an optional "+", stripped
+            digits = number[1:] if number[0] == "+" else number[2:] if number.startswith("00") else number
             status, error, channel, operator, accepted_delay, final_delay = draw(
-                _digits(rec["number"]), rec["reference"], rec["body"], rec["channels"])
+                digits, rec["reference"], rec["body"], rec["channels"])
             validity = rec["validity"]
             window = windows.get(validity)
             if window is None:
@@ -272,11 +275,16 @@ class Gateway:
             if status == 2 and final_us > window[0]:  # delivery would come after the validity: expired
                 status, error = 3, 39
                 final_us = max(window[0], accepted_us)
+            accepted_report_at = stamp(base + accepted_us)
+            final_report_at = stamp(base + final_us)
+            if scale == 1.0:  # real time: reports are due when they are stamped
+                accepted_due, final_due = accepted_report_at, final_report_at
+            else:
+                accepted_due, final_due = stamp(base + round(accepted_us / scale)), stamp(base + round(final_us / scale))
             rows.append((
                 request_id, *_RECORD_HEAD(rec), window[1], *_RECORD_TAIL(rec), accepted_at,
                 status, STATUS_CODES[status], error, DELIVERY_ERROR_CODES.get(error, "Unknown error"),
-                channel, operator, stamp(base + accepted_us), stamp(base + final_us),
-                stamp(base + round(accepted_us / scale)), stamp(base + round(final_us / scale)),
+                channel, operator, accepted_report_at, final_report_at, accepted_due, final_due,
             ))
         return rows
 

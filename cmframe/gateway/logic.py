@@ -480,21 +480,21 @@ class OutcomeDrawer:
         self._failed = tuple(config.failed_codes)
         self._rejected = tuple(config.rejected_codes)
         # Both prefix tables look at no more than the first ``_head`` digits of a number,
-        # so (rule, operator) is cached per such head.
+        # so (rule, operator, the rule's plans per channel list) is cached per such head.
         self._head = max([0, *self.rules.prefixes._lengths, *self.rules.operators._lengths])
-        self._by_head: dict[str, tuple[dict[str, Any], str]] = {}
-        self._plans: dict[tuple[int, str | None], list[tuple]] = {}
+        self._by_head: dict[str, tuple[dict[str, Any], str, dict[str | None, list[tuple]]]] = {}
+        self._plans: dict[int, dict[str | None, list[tuple]]] = {}  # id(rule) -> channels -> plan
 
-    def _lookup(self, head: str) -> tuple[dict[str, Any], str]:
+    def _lookup(self, head: str) -> tuple[dict[str, Any], str, dict[str | None, list[tuple]]]:
         rules = self.rules
         rule = rules.prefixes.get(head) or _NO_RULE
         operator = rule.get("operator") or rules.operators.get(head) or "Simulated Operator"
         if len(self._by_head) >= 65536:  # bounded: heads come from requests
             self._by_head.clear()
-        self._by_head[head] = found = (rule, operator)
+        self._by_head[head] = found = (rule, operator, self._plans.setdefault(id(rule), {}))
         return found
 
-    def _plan(self, rule: dict[str, Any], channels: str | None) -> list[tuple]:
+    def _plan(self, rule: dict[str, Any], plans: dict[str | None, list[tuple]], channels: str | None) -> list[tuple]:
         """Per channel tried: (name, delivered share, delivered+failed share, total, mean delay)."""
         rules, config = self.rules, self.config
         plan = []
@@ -508,9 +508,9 @@ class OutcomeDrawer:
             delay = float(chan_rule.get("delay", rule.get("delay", config.delivery_delay)))
             total = (rates["delivered"] + rates["failed"] + rates["rejected"]) or 1.0
             plan.append((channel, rates["delivered"], rates["delivered"] + rates["failed"], total, delay))
-        if len(self._plans) >= 4096:  # bounded: channel lists come from requests
-            self._plans.clear()
-        self._plans[(id(rule), channels)] = plan
+        if len(plans) >= 4096:  # bounded: channel lists come from requests
+            plans.clear()
+        plans[channels] = plan
         return plan
 
     def draw(self, number: str, reference: str | None, body: str,
@@ -521,32 +521,26 @@ class OutcomeDrawer:
         Delays are simulated seconds from acceptance, before any validity expiry.
         """
         head = number[:self._head]
-        rule, operator = self._by_head.get(head) or self._lookup(head)
-        plan = self._plans.get((id(rule), channels)) or self._plan(rule, channels)
-        # 3 draws per channel tried (delay, outcome, error code), then 1 for the code-0 report
+        rule, operator, plans = self._by_head.get(head) or self._lookup(head)
+        plan = plans.get(channels) or self._plan(rule, plans, channels)
+        # 3 draws per channel tried (delay, outcome, error code), then 1 for the code-0 report;
+        # (word >> 11) * 2**-53 is a uniform float in [0, 1)
         u = _words(f"{self._seed}{number}|{reference}|{body}|{channels}", 3 * len(plan) + 1)
         elapsed = 0.0
-        status = error = 0
-        channel = None
-        last = len(plan) - 1
-        for i, step in enumerate(plan):
+        j = 0
+        for step in plan:
             channel, delivered, not_rejected, total, delay = step  # the channel tried last is reported
-            j = 3 * i
             if delay > 0:
                 elapsed -= _log(1.0 - (u[j] >> 11) * _2_53) * delay  # exponential with mean ``delay``
             draw = (u[j + 1] >> 11) * _2_53 * total
             if draw < delivered:
                 status, error = 2, 0
                 break
-            if draw < not_rejected:
-                codes, status = self._failed, 3
-            else:
-                codes, status = self._rejected, 1
+            codes, status = (self._failed, 3) if draw < not_rejected else (self._rejected, 1)
             error = codes[int((u[j + 2] >> 11) * _2_53 * len(codes))]
-            if i == last:
-                break  # fallback: a failed channel hands over to the next one at once
+            j += 3  # failed: fall back to the next channel at once (the last one's failure stands)
         if elapsed:
-            accepted_delay = min(self.config.accepted_delay * (0.5 + (u[3 * last + 3] >> 11) * _2_53), elapsed)
+            accepted_delay = min(self.config.accepted_delay * (0.5 + (u[3 * len(plan)] >> 11) * _2_53), elapsed)
         else:
             accepted_delay = 0.0
         return status, error, channel, operator, accepted_delay, elapsed
