@@ -80,7 +80,11 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'cmframe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    mod = importlib.import_module(module)
+    # ``build`` and ``send`` name both a module and its function: the module is
+    # callable (see _callable.py), so one object serves both, whatever the
+    # import order.
+    value = mod if module.rsplit(".", 1)[1] == name else getattr(mod, name)
     globals()[name] = value
     return value
 

@@ -17,8 +17,6 @@ so serialising a million rows is a handful of Arrow kernels, not a million
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import fragments, numbers, rich, templates
+from ._callable import make_callable
 from .encode import estimate_arrow
 from .exceptions import DuplicateRecipientError, PlanError, SpecError
 from .schema import LAYOUT_COLUMNS, PLAN_COLUMNS
@@ -1005,16 +1004,4 @@ def requests(
         yield orjson.loads(body)
 
 
-class _CallableModule(types.ModuleType):
-    """``cmframe.build`` names both this module and its :func:`build` function.
-
-    Importing the submodule rebinds the package attribute to the module, so
-    the module forwards a call to the function: ``cmframe.build(df, ...)``
-    works whichever of the two the attribute holds.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return build(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, 'build')

@@ -39,12 +39,16 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import dask
-import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from .exceptions import JournalMismatch, SpecError
+from .exceptions import CMFrameError, JournalMismatch, SpecError
+
+try:
+    import dask
+    import dask.dataframe as dd
+except ImportError as exc:  # raised to ``import cmframe`` (which skips it) and engine="dask"
+    raise ImportError("cmframe on Dask needs the extra: pip install 'cmframe[dask]'") from exc
 
 if TYPE_CHECKING:  # the stage modules are imported on use: ``import cmframe`` stays quick
     from .reports import MergeResult, ReadResult
@@ -78,6 +82,8 @@ def _meta_of(fn: Callable[..., pd.DataFrame], ddf: dd.DataFrame, *args: Any, **k
     """The empty frame ``fn`` returns: run on the empty meta frame, else on Dask's tiny sample."""
     try:
         out = fn(ddf._meta, *args, **kwargs)
+    except CMFrameError:
+        raise  # the caller's mistake (a missing column, a bad option): say it now
     except Exception:  # some stages cannot run on zero rows; a fake row or two can
         out = fn(ddf._meta_nonempty, *args, **kwargs)
     return out.iloc[:0]

@@ -28,10 +28,8 @@ import hashlib
 import logging
 import operator
 import queue
-import sys
 import threading
 import time
-import types
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -42,6 +40,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from ._callable import make_callable
 from .exceptions import RequestRejected, SendError, SpecError
 from .journal import Journal, assemble, parse_answer
 from .retry import RetryPolicy, RetryState, classify_exception, classify_status, parse_retry_after
@@ -674,12 +673,4 @@ async def asend(
         prep.journal.close()
 
 
-class _CallableModule(types.ModuleType):
-    """``cmframe.send`` is both this module and the function: importing the module
-    (the accessor does) makes it the package attribute, so let it be called too."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return send(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, 'send')

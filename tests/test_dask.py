@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
+import sys
 
 import dask.dataframe as dd
 import httpx
@@ -18,7 +20,7 @@ from distributed import Client, LocalCluster
 
 import cmframe
 from cmframe.dask import JOURNAL_MANIFEST, DaskCMAccessor
-from cmframe.exceptions import JournalMismatch, RequestRejected, SpecError
+from cmframe.exceptions import JournalMismatch, MissingColumnError, RequestRejected, SpecError
 from cmframe.reports import merge_status, read_status_reports
 from cmframe.schema import DELIVERY_COLUMNS, PLAN_COLUMNS, REPORT_COLUMNS
 from cmframe.send import send
@@ -92,6 +94,21 @@ def test_import_cmframe_registers_the_accessor_on_dask_frames():
     assert hasattr(cmframe, "dask")
 
 
+def test_without_dask_cmframe_imports_and_says_which_extra_is_missing():
+    code = (
+        "import sys; sys.modules['dask'] = None\n"
+        "import cmframe, pandas as pd\n"
+        "assert hasattr(pd.DataFrame({'a': [1]}), 'cm')\n"
+        "try:\n"
+        "    cmframe.read_status_reports('reports/*.csv', engine='dask')\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "cmframe[dask]" in out.stdout
+
+
 # ---------------------------------------------------------------------------- build
 def test_build_runs_partition_wise_with_the_pandas_answer(client):
     df = recipients()
@@ -112,6 +129,8 @@ def test_build_refuses_a_series_it_cannot_line_up():
     ddf = dd.from_pandas(recipients(20), npartitions=2)
     with pytest.raises(SpecError, match="template"):
         ddf.cm.build(to="phone", sender="Shop", body=pd.Series(["x"] * 20))
+    with pytest.raises(MissingColumnError):  # said at call time, not at compute time
+        ddf.cm.build(to="phone", sender="Shop", body="Hi {nickname}")
 
 
 # ---------------------------------------------------------------------------- reports and merge
