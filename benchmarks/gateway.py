@@ -6,6 +6,10 @@ and one ``httpx.Client`` each). Baseline, measured in the same run: a bare uvico
 endpoint that reads the same request bodies and answers a fixed JSON, i.e. the
 ceiling of the server stack itself on this machine.
 
+Besides throughput it prints the server process's own CPU time per request
+(``time.process_time`` in that process, all its threads), which depends far less
+on what else runs on the machine than wall-clock throughput does.
+
     python benchmarks/gateway.py [--seconds 5] [--concurrency 8]
 """
 
@@ -43,7 +47,7 @@ async def _echo(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def _serve(kind: str, queue, ledger: str) -> None:
+def _serve(kind: str, commands, answers, ledger: str) -> None:
     from cmframe.gateway import GatewayConfig
     from cmframe.gateway.server import RunningGateway, ServerThread
 
@@ -51,8 +55,9 @@ def _serve(kind: str, queue, ledger: str) -> None:
         server = ServerThread(_echo).start()
     else:
         server = RunningGateway(GatewayConfig(tokens=[TOKEN], ledger=ledger)).start()
-    queue.put(server.url)
-    queue.get()  # block until told to stop
+    answers.put(server.url)
+    while commands.get() == "cpu":  # anything else: stop
+        answers.put(time.process_time())
     server.stop()
 
 
@@ -77,21 +82,26 @@ def _load(url: str, bodies: list[bytes], seconds: float, concurrency: int) -> tu
     return done, time.perf_counter() - t0
 
 
-def measure(kind: str, n_msg: int, seconds: float, concurrency: int, tmp: Path) -> float:
-    """Requests per second of one server kind with ``n_msg`` messages per request."""
+def measure(kind: str, n_msg: int, seconds: float, concurrency: int, tmp: Path) -> tuple[float, float]:
+    """Requests per second and server CPU seconds per request of one server kind."""
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_serve, args=(kind, queue, str(tmp / f"{kind}-{n_msg}.sqlite")), daemon=True)
+    commands, answers = ctx.Queue(), ctx.Queue()
+    proc = ctx.Process(target=_serve, args=(kind, commands, answers, str(tmp / f"{kind}-{n_msg}.sqlite")),
+                       daemon=True)
     proc.start()
     try:
-        url = queue.get(timeout=60) + "/v1.0/message"
+        url = answers.get(timeout=60) + "/v1.0/message"
         bodies = [body(n_msg, k * n_msg) for k in range(16)]
         _load(url, bodies, min(1.0, seconds), concurrency)  # warm-up
+        commands.put("cpu")
+        cpu = answers.get(timeout=60)
         n, elapsed = _load(url, bodies, seconds, concurrency)
+        commands.put("cpu")
+        cpu = answers.get(timeout=60) - cpu
     finally:
-        queue.put("stop")
+        commands.put("stop")
         proc.join(timeout=30)
-    return n / elapsed
+    return n / elapsed, cpu / n
 
 
 def main() -> None:
@@ -103,10 +113,12 @@ def main() -> None:
         tmp = Path(tmp)
         print(f"concurrency {args.concurrency}, {args.seconds:g} s per measurement")
         for n_msg in (1, 100, 1000):
-            base = measure("baseline", n_msg, args.seconds, args.concurrency, tmp)
-            gw = measure("gateway", n_msg, args.seconds, args.concurrency, tmp)
+            base, base_cpu = measure("baseline", n_msg, args.seconds, args.concurrency, tmp)
+            gw, gw_cpu = measure("gateway", n_msg, args.seconds, args.concurrency, tmp)
             print(f"{n_msg:>5} msg/request: gateway {gw * n_msg:>9,.0f} accepted msg/s ({gw:,.1f} req/s); "
-                  f"baseline echo {base:,.1f} req/s; gateway/baseline = {gw / base:.2f}")
+                  f"baseline echo {base:,.1f} req/s; gateway/baseline = {gw / base:.2f}; "
+                  f"server CPU per request: gateway {gw_cpu * 1e3:.2f} ms, baseline {base_cpu * 1e3:.2f} ms "
+                  f"({gw_cpu / base_cpu:.1f}x)")
 
 
 if __name__ == "__main__":

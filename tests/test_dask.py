@@ -293,3 +293,17 @@ def test_send_needs_a_journal_folder_for_the_same_partitions(tmp_path):
     plan.cm.send(journal=tmp_path / "j", dry_run=True, progress=False)
     with pytest.raises(JournalMismatch, match="partitions"):
         plan.repartition(npartitions=1).cm.send(journal=tmp_path / "j", dry_run=True, progress=False)
+
+
+def test_summary_and_errors_survive_empty_partitions(client):
+    results, reps = campaign_inputs()
+    campaign = merge_status(results, reps).sort_values("custom_grouping", kind="stable")
+    ddf = dd.from_pandas(campaign, npartitions=3, sort=False)
+    south = ddf[ddf["custom_grouping"] == "south"]  # the first and last partitions end up empty
+    sizes = south.map_partitions(len).compute().tolist()
+    assert 0 in sizes and sum(sizes) > 0
+    want = south.compute()
+    pd.testing.assert_frame_equal(south.cm.summary(by="operator"), want.cm.summary(by="operator"))
+    got, exp = south.cm.errors(), want.cm.errors()
+    pd.testing.assert_frame_equal(got[["source", "code", "count", "share", "rate"]],
+                                  exp[["source", "code", "count", "share", "rate"]])  # fmt: skip
