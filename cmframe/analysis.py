@@ -421,9 +421,7 @@ def summary(
     if not merged:
         for col in ("delivered", "failed", "pending"):
             result[col] = pd.array([na] * len(result), dtype="Int64")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        result["accept_rate"] = _ratio(result["accepted"], result["valid"])
-        result["delivery_rate"] = _ratio(result["delivered"], result["accepted"])
+    result = add_rates(result)
     columns = list(SUMMARY_COLUMNS)
     if prices is not None:
         result["predicted_cost"] = result["predicted_cost"].astype("Float64")
@@ -538,15 +536,43 @@ def errors(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.DataFr
     ]
     # per group: share of its errors, rate over its rows
     if names:
-        errors_total = counted.groupby(names, dropna=False, observed=True)["count"].transform("sum")
         rows = pd.DataFrame({k.name: k.to_numpy() for k in keys})
         sizes = rows.groupby(names, dropna=False, observed=True).size().rename("_rows")
         counted = counted.join(sizes, on=names)
     else:
-        errors_total = counted["count"].sum()
         counted["_rows"] = len(df)
-    counted["share"] = (counted["count"] / errors_total).astype("Float64")
-    counted["rate"] = (counted["count"] / counted["_rows"]).astype("Float64")
+    return finish_error_counts(counted, names)
+
+
+def add_rates(summary_frame: pd.DataFrame) -> pd.DataFrame:
+    """Set ``accept_rate`` and ``delivery_rate`` of a summary from its counts.
+
+    The one place these rates are defined; a summary added up over partitions
+    (Dask) gets its rates here too, after the counts are summed.
+    """
+    out = summary_frame.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["accept_rate"] = _ratio(out["accepted"], out["valid"])
+        out["delivery_rate"] = _ratio(out["delivered"], out["accepted"])
+    return out
+
+
+def finish_error_counts(counted: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Shares, rates, order and dtypes of error counts per (group, source, code).
+
+    ``counted`` holds the group columns ``names``, ``source``, ``code``,
+    ``count``, ``example``, ``description`` and ``_rows`` (the group's row
+    count). The one place these rules live; Dask calls it after adding up
+    per-partition counts.
+    """
+    if names:
+        total = counted.groupby(names, dropna=False, observed=True)["count"].transform("sum")
+    else:
+        total = counted["count"].sum()
+    counted = counted.assign(
+        share=(counted["count"] / total).astype("Float64"),
+        rate=(counted["count"] / counted["_rows"]).astype("Float64"),
+    )
     counted = counted.sort_values(
         [*names, "count", "source", "code"],
         ascending=[True] * len(names) + [False, True, True],
@@ -556,7 +582,7 @@ def errors(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.DataFr
         {"count": "Int64", "code": "Int64", "source": "string",
          "description": "string", "example": "string"}  # fmt: skip
     )
-    return counted[columns].reset_index(drop=True)
+    return counted[[*names, *ERRORS_COLUMNS]].reset_index(drop=True)
 
 
 def _most_frequent(values: pd.Series) -> Any:

@@ -397,10 +397,8 @@ def _finish_summary(parts: Sequence[pd.DataFrame], meta: pd.DataFrame) -> pd.Dat
     result.index.names = meta.index.names
     for column in result.columns:
         result[column] = result[column].astype(meta[column].dtype)
-    # the rates of analysis.summary, recomputed from the summed counts
-    result["accept_rate"] = analysis._ratio(result["accepted"], result["valid"])
-    result["delivery_rate"] = analysis._ratio(result["delivered"], result["accepted"])
-    return result[list(meta.columns)]
+    # the rates of analysis.summary, from the summed counts
+    return analysis.add_rates(result)[list(meta.columns)]
 
 
 def _tree(parts: list, combine: Callable, finish: Callable, split_every: int) -> Any:
@@ -474,19 +472,10 @@ def _finish_errors(parts: list[pd.DataFrame], sizes: pd.DataFrame, meta: pd.Data
         table.index.names = names
         table = table.reset_index().astype({k: counted[k].dtype for k in names})
         counted = counted.merge(table, on=names, how="left")
-        total = counted.groupby(names, dropna=False, observed=True)["count"].transform("sum")
     else:
         counted["_rows"] = int(rows.iloc[0])
-        total = counted["count"].sum()
-    counted["share"] = (counted["count"] / total).astype("Float64")
-    counted["rate"] = (counted["count"] / counted["_rows"]).astype("Float64")
-    counted = counted.sort_values(
-        [*names, "count", "source", "code"],
-        ascending=[True] * len(names) + [False, True, True],
-        kind="stable",
-    )
-    counted = counted[list(meta.columns)].reset_index(drop=True)
-    return counted.astype({c: meta[c].dtype for c in analysis.ERRORS_COLUMNS})
+    counted = analysis.finish_error_counts(counted, names)
+    return counted[list(meta.columns)].astype({c: meta[c].dtype for c in analysis.ERRORS_COLUMNS})
 
 
 def errors(
