@@ -403,8 +403,11 @@ def summary(
     result = grouped.sum(min_count=0)
     if prices is not None:
         # NA propagates: a group with an unpriced row has no honest total
-        costs = grouped[["predicted_cost", "cost"]].sum(min_count=1, skipna=False)
-        result[["predicted_cost", "cost"]] = costs
+        # (GroupBy.sum(skipna=False) is pandas >= 3 only: mask the groups with a gap)
+        cost_cols = ["predicted_cost", "cost"]
+        costs = grouped[cost_cols].sum(min_count=1)
+        gaps = _grouped(flags[cost_cols].isna(), group_keys(df, by)).any()
+        result[cost_cols] = costs.mask(gaps.reindex(costs.index).to_numpy())
     if not by:
         result = _overall_index(result, zero=list(flags.columns))
 

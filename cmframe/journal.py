@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import operator
 import sqlite3
 import time
@@ -33,6 +34,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .exceptions import JournalError, JournalMismatch
 from .schema import RESULT_COLUMNS
@@ -237,7 +240,7 @@ class Journal:
         row = self._db.execute("SELECT data FROM plan WHERE id = 1").fetchone()
         if row is None:
             raise JournalError(f"{self!r} holds no plan")
-        return pd.read_parquet(io.BytesIO(row[0]))
+        return _plan_from_bytes(row[0])
 
     # -- chunks -----------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:
@@ -326,19 +329,45 @@ class Journal:
         )
 
 
+_STORAGE_KEY = b"cmframe.string_storage"
+
+
 def _plan_to_bytes(plan: pd.DataFrame) -> bytes:
-    buf = io.BytesIO()
     try:
-        plan.to_parquet(buf)
+        table = pa.Table.from_pandas(plan)
     except Exception:  # odd caller columns (mixed objects): keep them as text
-        buf = io.BytesIO()
         frame = plan.copy()
         frame.columns = [str(c) for c in frame.columns]
         for name in frame.columns:
             if pd.api.types.is_object_dtype(frame[name].dtype):
                 frame[name] = frame[name].astype("string")
-        frame.to_parquet(buf)
+        plan, table = frame, pa.Table.from_pandas(frame)
+    # Parquet's pandas metadata says "string" but not whether its storage is
+    # Arrow or Python, and pandas 2.x reads every one back as Python storage:
+    # record the storage so read_journal gives back exactly the dtypes sent.
+    storage = {
+        str(name): [dtype.storage, getattr(dtype, "na_value", pd.NA) is not pd.NA]
+        for name, dtype in plan.dtypes.items()
+        if isinstance(dtype, pd.StringDtype)
+    }
+    meta = dict(table.schema.metadata or {})
+    meta[_STORAGE_KEY] = json.dumps(storage).encode()
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buf)
     return buf.getvalue()
+
+
+def _plan_from_bytes(blob: bytes) -> pd.DataFrame:
+    table = pq.read_table(io.BytesIO(blob))
+    frame = table.to_pandas()
+    storage = json.loads((table.schema.metadata or {}).get(_STORAGE_KEY, b"{}"))
+    for name in frame.columns:
+        want = storage.get(str(name))
+        dtype = frame[name].dtype
+        if want and not (isinstance(dtype, pd.StringDtype) and dtype.storage == want[0]):
+            wanted = pd.StringDtype(want[0], na_value=np.nan) if want[1] else pd.StringDtype(want[0])
+            frame[name] = frame[name].astype(wanted)
+    return frame
 
 
 # -- answers -------------------------------------------------------------------

@@ -389,7 +389,7 @@ def load_campaign(source: str | Path, reports: Sequence[str | Path] = ()) -> pd.
         frame = pd.read_csv(path, dtype={"number": "string", "to": "string"})
         for col in ("sent_at", "first_report_at", "final_report_at"):
             if col in frame.columns:
-                frame[col] = pd.to_datetime(frame[col], utc=True)
+                frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
         if "latency" in frame.columns:
             frame["latency"] = pd.to_timedelta(frame["latency"])
     else:

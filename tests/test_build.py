@@ -170,7 +170,9 @@ def test_channels_template_and_fallback_order(people):
 
 
 def test_pandas_string_dtypes_and_object_input():
-    for dtype in ("string", "str", object, "string[python]"):
+    # pandas 3's "str" is a string dtype; pandas 2's astype("str") turns None into "None"
+    pandas3 = int(pd.__version__.split(".")[0]) >= 3
+    for dtype in ("string", *(("str",) if pandas3 else ()), object, "string[python]"):
         df = pd.DataFrame({"phone": ["0612345678", None], "name": ["Ann", pd.NA if dtype != "str" else None]})
         df = df.astype({"phone": dtype, "name": dtype})
         plan = df.cm.build(to="phone", region="NL", sender="S", body="Hi {name}!")

@@ -103,7 +103,7 @@ def test_demo_matches_the_gateway_ledger_exactly(demo_run):
     merged = merged[~merged.index.duplicated(keep=False)]
     common = once.index.intersection(merged.index)
     assert len(common) > 1000
-    assert (merged.loc[common] == once.loc[common]).all()
+    assert (merged.loc[common].to_numpy(dtype=object) == once.loc[common].to_numpy(dtype=object)).all()
 
 
 def test_demo_report_shows_headline_numbers(demo_run):

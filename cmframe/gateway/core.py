@@ -237,7 +237,8 @@ class Gateway:
             request.update(http_status=status, error_code=exc.error_code, n_entries=0, n_accepted=0)
         ids = self.ledger.record_rows(request, rows)  # committed before any answer
         if self.reports is not None and rows:
-            self.reports.schedule([dict(zip(MESSAGE_FIELDS, (i, *row), strict=True)) for i, row in zip(ids, rows, strict=True)])
+            self.reports.schedule([dict(zip(MESSAGE_FIELDS, (i, *row), strict=True))
+                                   for i, row in zip(ids, rows, strict=True)])
         if fault.kind == "drop_after":
             return Reply(action="drop", delay=delay)
         if fault.kind == "error_after":

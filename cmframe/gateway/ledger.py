@@ -138,7 +138,8 @@ class Ledger:
     def record_rows(self, request: dict[str, Any], rows: list[tuple]) -> list[int]:
         """:meth:`record` with each message already a tuple in ``MESSAGE_FIELDS[1:]`` order.
 
-        One transaction (committed on return), one ``executemany``: the gateway's hot path.
+        One transaction (committed on return), one ``executemany`` per NULL pattern of the
+        rows (usually one): the gateway's hot path.
         """
         with self._lock:
             cur = self._db.cursor()

@@ -232,6 +232,22 @@ def _check_msg_fields(m: dict, config: GatewayConfig) -> tuple[int, str] | dict[
     }
 
 
+def _number_or_entry(number: Any, reference: str | None, blacklist: frozenset[str]) -> str | dict[str, Any]:
+    """A ``to`` number of a valid message: the number to accept (stripped) or the entry rejecting it."""
+    if isinstance(number, int) and not isinstance(number, bool):
+        number = str(number)
+    shown = number if isinstance(number, str) else None
+    if number is None or (isinstance(number, str) and not number.strip()):
+        return _entry(shown, reference, 302, MESSAGE_DETAILS["empty_number"])
+    if not isinstance(number, str) or not _NUMBER.match(number.strip()):
+        msisdn = number if isinstance(number, str) else orjson.dumps(number).decode()
+        return _entry(shown, reference, 303, MESSAGE_DETAILS["not_a_number"].format(msisdn=msisdn))
+    number = number.strip()
+    if blacklist and _digits(number) in blacklist:
+        return _entry(number, reference, 402, ERROR_CODES[402])
+    return number
+
+
 def check_request(data: dict[str, Any], config: GatewayConfig) -> Checked:
     """Check every ``msg``/``to`` of a parsed request (the token already checked).
 
@@ -288,27 +304,22 @@ def check_request(data: dict[str, Any], config: GatewayConfig) -> Checked:
                 number = item["number"] if len(item) == 1 and "number" in item else _ci(item).get("number")
             else:
                 number = None
-            if isinstance(number, int) and not isinstance(number, bool):
-                number = str(number)
-            shown = number if isinstance(number, str) else None
-            if rejected:
-                entries.append(_entry(shown, reference, *fields))
+            if rejected:  # the message's own error, for each of its numbers
+                if isinstance(number, int) and not isinstance(number, bool):
+                    number = str(number)
+                entries.append(_entry(number if isinstance(number, str) else None, reference, *fields))
                 continue
-            if number is None or (isinstance(number, str) and not number.strip()):
-                entries.append(_entry(shown, reference, 302, MESSAGE_DETAILS["empty_number"]))
-                continue
-            if not isinstance(number, str) or not match_number(number.strip()):
-                msisdn = number if isinstance(number, str) else orjson.dumps(number).decode()
-                entries.append(_entry(shown, reference, 303, MESSAGE_DETAILS["not_a_number"].format(msisdn=msisdn)))
-                continue
-            number = number.strip()
-            if blacklist and _digits(number) in blacklist:
-                entries.append(_entry(number, reference, 402, ERROR_CODES[402]))
-                continue
-            entries.append({"to": number, "status": "Accepted", "reference": reference, "parts": parts,
+            stripped = number.strip() if type(number) is str else None
+            if not (stripped and match_number(stripped) and not (blacklist and _digits(stripped) in blacklist)):
+                found = _number_or_entry(number, reference, blacklist)  # not the usual case: in full
+                if isinstance(found, dict):
+                    entries.append(found)
+                    continue
+                stripped = found
+            entries.append({"to": stripped, "status": "Accepted", "reference": reference, "parts": parts,
                             "messageDetails": None, "messageErrorCode": 0})
             record = fields.copy()
-            record["number"] = number
+            record["number"] = stripped
             record["msg_index"] = msg_index
             record["to_index"] = to_index
             record["entry"] = len(entries) - 1

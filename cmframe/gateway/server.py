@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pandas as pd
 
@@ -39,9 +40,9 @@ def make_app(gateway: Gateway):
 
     A bare ASGI callable rather than a routed ``Starlette`` app: dropping a
     connection needs the server's own ``send``, which middleware would wrap.
+    It reads and answers through the ASGI messages directly (what starlette's
+    ``Request``/``Response`` do, minus their per-request objects).
     """
-    from starlette.requests import Request
-    from starlette.responses import Response
 
     async def app(scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -54,16 +55,29 @@ def make_app(gateway: Gateway):
                     return
         if scope["type"] != "http":
             return
-        request = Request(scope, receive)
-        body = await request.body()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        reply: Reply = gateway.handle(scope["method"], scope["path"], headers, body, dict(request.query_params))
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client went away before sending its whole request
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query_string = scope.get("query_string", b"")
+        query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)) if query_string else {}
+        reply: Reply = gateway.handle(scope["method"], scope["path"], headers, body, query)
         if reply.delay > 0:
             await asyncio.sleep(reply.delay)
         if reply.action == "drop":
             _drop(send)
             return
-        await Response(reply.body, status_code=reply.status, headers=reply.headers)(scope, receive, send)
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+        if "content-length" not in reply.headers and reply.status not in (204, 304) and reply.status >= 200:
+            raw.append((b"content-length", str(len(reply.body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+        await send({"type": "http.response.body", "body": reply.body})
 
     return app
 
