@@ -5,7 +5,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo lint bench clean chromium
+# the oldest pandas we support, in a venv of its own: the suite runs there too
+VENV2  := .venv-pandas2
+PY2    := $(VENV2)/bin/python
+STAMP2 := $(VENV2)/.installed
+
+.PHONY: setup test test-pandas2 demo lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +19,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+$(STAMP2): pyproject.toml
+	test -x $(PY2) || $(PYTHON) -m venv $(VENV2)
+	$(PY2) -m pip install -q --upgrade pip
+	$(PY2) -m pip install -q 'pandas>=2.2,<2.3' -e '.[dev,dask]'
+	touch $(STAMP2)
 
 lint: setup
 	$(VENV)/bin/ruff check cmframe tests benchmarks
@@ -28,6 +39,11 @@ chromium:
 
 test: setup lint chromium
 	$(PY) -m pytest -q
+	$(MAKE) test-pandas2
+
+# the suite again on pandas 2.2 (the notebooks run in the main venv's kernel only)
+test-pandas2: $(STAMP2)
+	$(PY2) -m pytest -q -p no:cacheprovider --deselect tests/test_notebooks.py
 
 demo: setup
 	$(PY) -m cmframe demo
@@ -36,4 +52,4 @@ bench: setup
 	$(PY) benchmarks/build.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV2) demo-output .pytest_cache .ruff_cache
