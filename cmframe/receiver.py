@@ -53,7 +53,6 @@ import pandas as pd
 
 from .exceptions import GatewayError, ReportError
 from .report_formats import Parsed, parse_body, rejects_frame, reports_frame
-from .schema import REPORT_COLUMNS, REPORT_STATUSES
 
 __all__ = ["serve_receiver", "Receiver", "ReportStore", "read_store", "create_app", "main"]
 
@@ -276,25 +275,7 @@ def read_store(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ReportError(f"cannot read {path}: {exc}") from exc
     finally:
         conn.close()
-    if not rows:
-        reports = reports_frame([])
-    else:
-        cols = list(zip(*rows, strict=True))
-        data = dict(zip(REPORT_COLUMNS, cols, strict=True))
-        reports = pd.DataFrame(
-            {
-                "to": pd.array(data["to"], dtype="string"),
-                "reference": pd.array(data["reference"], dtype="string"),
-                "status_code": pd.array(data["status_code"], dtype="Int64"),
-                "status": pd.Categorical(data["status"], categories=REPORT_STATUSES),
-                "error_code": pd.array(data["error_code"], dtype="Int64"),
-                "error_description": pd.array(data["error_description"], dtype="string"),
-                "operator": pd.array(data["operator"], dtype="string"),
-                "received_at": pd.to_datetime(pd.Series(data["received_at"], dtype="string"),
-                                              format="ISO8601", utc=True).dt.as_unit("ns"),  # fmt: skip
-                "source": pd.array(data["source"], dtype="string"),
-            }
-        )
+    reports = reports_frame([tuple(r) for r in rows])
     return reports, rejects_frame([tuple(r) for r in bad])
 
 

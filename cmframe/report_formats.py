@@ -565,7 +565,9 @@ def reports_frame(rows: list[tuple]) -> pd.DataFrame:
     """A reports frame (``schema.REPORT_COLUMNS``, fixed dtypes) from row tuples."""
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(REPORT_COLUMNS)
     data = dict(zip(REPORT_COLUMNS, cols, strict=True))
-    received = pd.to_datetime(pd.Series(data["received_at"], dtype=object), utc=True)
+    # ISO-8601 strings (the store) and datetimes (parsers) alike; one format for all
+    # rows keeps the vectorised parser
+    received = pd.to_datetime(pd.Series(data["received_at"], dtype=object), utc=True, format="ISO8601")
     return pd.DataFrame(
         {
             "to": pd.array(data["to"], dtype="string"),

@@ -16,15 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pandas as pd
 
 from .gateway.config import GatewayConfig, as_config
-from .gateway.core import MESSAGE_PATH, TRANSACTIONS_PATH, Gateway
+from .gateway.core import MESSAGE_PATH, TRANSACTIONS_PATH, Gateway, LedgerViews
 
 __all__ = ["FakeGateway", "WebhookRecorder"]
 
 
-class FakeGateway:
+class FakeGateway(LedgerViews):
     """The gateway logic as a callable for :class:`httpx.MockTransport`.
 
     Parameters
@@ -95,26 +94,6 @@ class FakeGateway:
     def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
         """An ``httpx.AsyncClient`` wired to this gateway."""
         return httpx.AsyncClient(transport=self.transport, base_url=self.url, **kwargs)
-
-    def ledger_frame(self) -> pd.DataFrame:
-        """One row per accepted message (see :meth:`cmframe.gateway.RunningGateway.ledger_frame`)."""
-        return self.gateway.ledger.frame("messages")
-
-    def requests_frame(self) -> pd.DataFrame:
-        """One row per ``POST /v1.0/message`` request."""
-        return self.gateway.ledger.frame("requests")
-
-    def deliveries_frame(self) -> pd.DataFrame:
-        """One row per status-report push attempt."""
-        return self.gateway.ledger.frame("deliveries")
-
-    def wait_reports(self, timeout: float = 30.0) -> bool:
-        """Block until every scheduled status report is pushed (webhook configured)."""
-        return self.gateway.wait_reports(timeout)
-
-    @property
-    def request_count(self) -> int:
-        return self.gateway.request_count
 
     def close(self) -> None:
         """Stop report delivery and close the ledger writer (the ledger stays readable)."""

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:  # only for annotations: the logic itself needs no pandas
+    import pandas as pd
 
 from ..codes import DELIVERY_ERROR_CODES, DETAILS, STATUS_CODES
 from .config import Fault, GatewayConfig
@@ -321,3 +324,45 @@ class Gateway:
 
             export_csv(self, self.config.export_csv)
         self.ledger.close()  # still readable afterwards; a temporary ledger goes with this object
+
+
+class LedgerViews:
+    """What a test or notebook reads off a gateway: its ledger as frames.
+
+    Shared by :class:`RunningGateway` (a real server) and
+    :class:`cmframe.testing.FakeGateway` (in process); both hold ``self.gateway``.
+    """
+
+    gateway: Gateway
+
+    def ledger_frame(self) -> pd.DataFrame:
+        """One row per accepted message, with its decided outcome.
+
+        Columns: ``id``, ``request_id``, ``msg_index``, ``to_index``, ``number``,
+        ``reference``, ``sender``, ``body``, ``body_type``, ``channels``,
+        ``custom_grouping``..``3``, ``validity``, ``dcs``, ``rich_content``,
+        ``encoding``, ``parts``, ``accepted_at``, and the decided outcome:
+        ``status_code`` (1/2/3), ``status``, ``error_code``, ``error_description``,
+        ``channel``, ``operator``, ``accepted_report_at``/``final_report_at``
+        (report timestamps, simulated) and ``accepted_report_due``/``final_report_due``
+        (when they are pushed, real time). Strings are ``string``, integers
+        ``Int64``, times UTC.
+        """
+        return self.gateway.ledger.frame("messages")
+
+    def requests_frame(self) -> pd.DataFrame:
+        """One row per ``POST /v1.0/message`` request, with its fault and answer."""
+        return self.gateway.ledger.frame("requests")
+
+    def deliveries_frame(self) -> pd.DataFrame:
+        """One row per attempt to push a status report."""
+        return self.gateway.ledger.frame("deliveries")
+
+    def wait_reports(self, timeout: float = 30.0) -> bool:
+        """Block until every scheduled status report has been pushed; True when done."""
+        return self.gateway.wait_reports(timeout)
+
+    @property
+    def request_count(self) -> int:
+        """How many requests the gateway has answered (or dropped)."""
+        return self.gateway.request_count

@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import pandas as pd
-
 from ..exceptions import GatewayError
 from ..secret import ENV_VAR
 from .config import REPORT_FORMATS, GatewayConfig, as_config
-from .core import MESSAGE_PATH, TRANSACTIONS_PATH, Gateway, Reply
+from .core import MESSAGE_PATH, TRANSACTIONS_PATH, Gateway, LedgerViews, Reply
 
 __all__ = ["make_app", "serve_gateway", "RunningGateway", "ServerThread", "main"]
 
@@ -161,7 +159,7 @@ class ServerThread:
         self._sock.close()
 
 
-class RunningGateway:
+class RunningGateway(LedgerViews):
     """A gateway served by uvicorn in a background thread.
 
     Attributes
@@ -215,44 +213,11 @@ class RunningGateway:
         self._server.stop()
         self.gateway.close()
 
-    def ledger_frame(self) -> pd.DataFrame:
-        """One row per accepted message: fields, request id, times and decided outcome.
-
-        Columns (``cmframe.gateway.ledger.MESSAGE_FIELDS``): ``id``, ``request_id``,
-        ``msg_index``, ``to_index``, ``number``, ``sender``, ``body``, ``body_type``,
-        ``channels``, ``reference``, ``custom_grouping`` (``2``, ``3``), ``validity``,
-        ``expires_at``, ``dcs``, ``min_parts``, ``max_parts``, ``rich_content``,
-        ``encoding``, ``parts``, ``accepted_at``, and the decided outcome:
-        ``status_code`` (1/2/3), ``status``, ``error_code``, ``error_description``,
-        ``channel``, ``operator``, ``accepted_report_at``/``final_report_at``
-        (report timestamps, simulated) and ``accepted_report_due``/``final_report_due``
-        (when they are pushed, real time). Strings are ``string``, integers
-        ``Int64``, times UTC.
-        """
-        return self.gateway.ledger.frame("messages")
-
-    def requests_frame(self) -> pd.DataFrame:
-        """One row per ``POST /v1.0/message`` request, with its fault and answer."""
-        return self.gateway.ledger.frame("requests")
-
-    def deliveries_frame(self) -> pd.DataFrame:
-        """One row per attempt to push a status report."""
-        return self.gateway.ledger.frame("deliveries")
-
-    def wait_reports(self, timeout: float = 30.0) -> bool:
-        """Block until every scheduled status report has been pushed; True when done."""
-        return self.gateway.wait_reports(timeout)
-
     def export_csv(self, path: str | Path) -> Path:
         """Write the reports known so far as a dashboard-style CSV export."""
         from .reports import export_csv
 
         return export_csv(self.gateway, path)
-
-    @property
-    def request_count(self) -> int:
-        """``POST /v1.0/message`` requests received so far."""
-        return self.gateway.request_count
 
     def __enter__(self) -> RunningGateway:
         return self
