@@ -500,15 +500,42 @@ def _finish(prep: _Prepared, outcome: _Outcome, dry_run: bool) -> pd.DataFrame:
     return result
 
 
-def _options(**kwargs: Any) -> dict[str, Any]:
-    timeout = kwargs.pop("timeout")
+def _setup(
+    plan: pd.DataFrame,
+    url: str | None,
+    token: Any,
+    journal: str | Path | None,
+    *,
+    chunk_size: int,
+    merge_identical: bool,
+    concurrency: int,
+    rate_limit: float | None,
+    retry: RetryPolicy | None,
+    timeout: float | httpx.Timeout | None,
+    transport: httpx.AsyncBaseTransport | None,
+    progress: bool,
+    resend_unknown: bool,
+    dry_run: bool,
+) -> tuple[_Prepared, dict[str, Any]]:
+    """What ``send`` and ``asend`` share: checked options and the prepared journal."""
     if timeout is None:
         timeout = DEFAULT_TIMEOUT
     elif not isinstance(timeout, httpx.Timeout):
         timeout = httpx.Timeout(timeout)
-    kwargs["timeout"] = timeout
-    kwargs["retry"] = kwargs["retry"] if kwargs["retry"] is not None else RetryPolicy()
-    return kwargs
+    options = {
+        "concurrency": int(concurrency),
+        "rate_limit": rate_limit,
+        "retry": retry if retry is not None else RetryPolicy(),
+        "timeout": timeout,
+        "transport": transport,
+        "progress": progress,
+    }
+    prep = _prepare(
+        plan, url, token, journal, chunk_size=chunk_size, merge_identical=merge_identical,
+        concurrency=concurrency, rate_limit=rate_limit, resend_unknown=resend_unknown,
+        dry_run=dry_run,
+    )  # fmt: skip
+    return prep, options
 
 
 def send(
@@ -599,26 +626,11 @@ def send(
     >>> results = plan.cm.send(url=gw.message_url, token=token, journal="spring.cmjournal")  # doctest: +SKIP
     >>> results["status"].value_counts()  # doctest: +SKIP
     """
-    options = _options(
-        concurrency=int(concurrency),
-        rate_limit=rate_limit,
-        retry=retry,
-        timeout=timeout,
-        transport=transport,
-        progress=progress,
-    )
-    prep = _prepare(
-        plan,
-        url,
-        token,
-        journal,
-        chunk_size=chunk_size,
-        merge_identical=merge_identical,
-        concurrency=concurrency,
-        rate_limit=rate_limit,
-        resend_unknown=resend_unknown,
-        dry_run=dry_run,
-    )
+    prep, options = _setup(
+        plan, url, token, journal, chunk_size=chunk_size, merge_identical=merge_identical,
+        concurrency=concurrency, rate_limit=rate_limit, retry=retry, timeout=timeout,
+        transport=transport, progress=progress, resend_unknown=resend_unknown, dry_run=dry_run,
+    )  # fmt: skip
     try:
         if dry_run:
             prep.journal.mark_pending_many(prep.todo, "dry run: not sent")
@@ -646,26 +658,11 @@ async def asend(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> pd.DataFrame:
     """The coroutine form of :func:`send` for async code (same parameters and results)."""
-    options = _options(
-        concurrency=int(concurrency),
-        rate_limit=rate_limit,
-        retry=retry,
-        timeout=timeout,
-        transport=transport,
-        progress=progress,
-    )
-    prep = _prepare(
-        plan,
-        url,
-        token,
-        journal,
-        chunk_size=chunk_size,
-        merge_identical=merge_identical,
-        concurrency=concurrency,
-        rate_limit=rate_limit,
-        resend_unknown=resend_unknown,
-        dry_run=False,
-    )
+    prep, options = _setup(
+        plan, url, token, journal, chunk_size=chunk_size, merge_identical=merge_identical,
+        concurrency=concurrency, rate_limit=rate_limit, retry=retry, timeout=timeout,
+        transport=transport, progress=progress, resend_unknown=resend_unknown, dry_run=False,
+    )  # fmt: skip
     try:
         outcome = await _engine(prep, **options)
         return _finish(prep, outcome, dry_run=False)
