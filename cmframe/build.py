@@ -17,7 +17,7 @@ so serialising a million rows is a handful of Arrow kernels, not a million
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -139,6 +139,20 @@ def _strings(df: pd.DataFrame, value: Any, what: str) -> pa.Array | None:
     return _n_array(templates._text(value), n)
 
 
+def _body(df: pd.DataFrame, value: Any) -> tuple[pa.Array, np.ndarray, pa.Array]:
+    """``(body, codes, distinct)``: the body per row (missing reads as empty), and
+    its distinct texts with one code per row, for per-distinct work downstream."""
+    if isinstance(value, str):
+        # a template over a few columns renders once per combination of their values
+        codes, texts = templates.render_distinct(df, value, what="body")
+        if codes.min(initial=0) >= 0:
+            # spread out as large_string, what the plan's pandas column stores: no cast later
+            return texts.cast(pa.large_string()).take(pa.array(codes)), codes, texts
+    arr = pc.fill_null(_strings(df, value, "body"), "")
+    codes, texts = templates.distinct_codes(arr)
+    return arr, codes, texts
+
+
 def _blank_to_null(arr: pa.Array | None) -> pa.Array | None:
     """Optional fields: an empty string means absent."""
     if arr is None:
@@ -151,13 +165,8 @@ def _blank_to_null(arr: pa.Array | None) -> pa.Array | None:
 
 def _distinct(arr: pa.Array) -> tuple[np.ndarray, list]:
     """``(codes, values)``: one code per row (-1 for null) and the distinct values."""
-    enc = pc.dictionary_encode(arr)
-    if isinstance(enc, pa.ChunkedArray):
-        enc = enc.combine_chunks()
-    codes = enc.indices.to_numpy(zero_copy_only=False)
-    if enc.indices.null_count:
-        codes = np.where(enc.indices.is_null().to_numpy(zero_copy_only=False), -1, codes)
-    return codes.astype(np.int64), enc.dictionary.to_pylist()
+    codes, values = templates.distinct_codes(arr)
+    return codes, values.to_pylist()
 
 
 def _per_distinct(arr: pa.Array, fn) -> tuple[pa.Array, pa.Array]:
@@ -387,6 +396,15 @@ def _codes(arrays: list[pa.Array | np.ndarray], n: int) -> np.ndarray:
     return key
 
 
+def _take_rows(values: pa.Array | np.ndarray | None, rows: np.ndarray) -> pa.Array | np.ndarray | None:
+    """The given rows of a key column (``None`` stays ``None``)."""
+    if values is None:
+        return None
+    if isinstance(values, pa.Array):
+        return values.take(pa.array(rows))
+    return np.asarray(values)[rows]
+
+
 def _spec_constant(value: Any) -> bool:
     """Whether a field argument gives every row the same value (no template, no Series)."""
     if value is None:
@@ -541,7 +559,7 @@ def build(
 
     # -- fields -------------------------------------------------------------------
     errors: dict[int, list[pa.Array]] = {301: [], 302: [], 304: [], 305: []}
-    body_arr = _strings(df, body, "body")
+    body_arr, body_codes, body_distinct = _body(df, body)
     sender_arr = _strings(df, sender, "sender")
     body_type_arr, err = _body_type(df, body_type)
     if err is not None:
@@ -556,10 +574,19 @@ def build(
         ("custom_grouping2", _GROUPING_MAX),
         ("custom_grouping3", _GROUPING_MAX),
     ):
-        arr = _blank_to_null(_strings(df, spec[name], name))
+        if const[name] and isinstance(spec[name], str) and n:
+            # a constant: check its one value instead of every row
+            arr = _strings(df, spec[name], name)
+            text = arr[0].as_py()
+            arr = arr if text else None
+            long = np.full(n, len(text) > limit)
+        else:
+            arr = _blank_to_null(_strings(df, spec[name], name))
+            long = None
+            if arr is not None:
+                long = pc.fill_null(pc.greater(pc.utf8_length(arr), limit), False).to_numpy(zero_copy_only=False)
         optional[name] = arr
-        if arr is not None:
-            long = pc.fill_null(pc.greater(pc.utf8_length(arr), limit), False).to_numpy(zero_copy_only=False)
+        if long is not None:
             if long.any():
                 errors[305].append(_where(long, f"{name}: longer than {limit} characters"))
     validity_arr, err = _validity(df, validity, now)
@@ -590,8 +617,7 @@ def build(
         _, sender_err = _per_distinct(sender_arr, _sender_check)
         if sender_err.null_count < n:
             errors[301].append(sender_err)
-    body_arr = pc.fill_null(body_arr, "")
-    empty_body = pc.equal(body_arr, "").to_numpy(zero_copy_only=False)
+    empty_body = pc.equal(body_distinct, "").to_numpy(zero_copy_only=False)[body_codes]
     if empty_body.any():
         errors[304].append(_where(empty_body, "body: empty"))
 
@@ -606,11 +632,10 @@ def build(
         force = False
     # Personalised bodies repeat a lot (a template over a few columns): estimate
     # once per distinct body when that saves work. The codes serve duplicates too.
-    body_codes, body_distinct = _distinct(body_arr)
     uniform = np.ndim(force) == 0 or bool(np.all(force == force[0]))
     if uniform and len(body_distinct) * 2 < n:
         f0 = bool(force) if np.ndim(force) == 0 else bool(force[0])
-        per = estimate_arrow(pa.array(body_distinct, type=pa.string()), f0)
+        per = estimate_arrow(body_distinct, f0)
         est = type(per)(
             per.gsm[body_codes], per.units[body_codes], per.parts[body_codes], per.ucs2_chars.take(pa.array(body_codes))
         )
@@ -670,8 +695,18 @@ def build(
     if has_number.sum() > 1:
         # numbers are "00" + at most 15 digits: an int64 is a cheaper key than the text
         number_key = pc.cast(pc.fill_null(number_arr, "0"), pa.int64()).to_numpy(zero_copy_only=False)
-        key = _codes([number_key, *content], n)  # non-negative ints: used as codes directly
-        dup = pd.Series(key).duplicated().to_numpy() & has_number
+        # Only a row whose number repeats can repeat a message: find repeated numbers
+        # first (numpy's int64 sort beats hashing a million keys), then key the
+        # content of those rows only (usually few or none).
+        ordered = np.sort(number_key[has_number])
+        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+        rows = np.zeros(0, dtype=np.int64)
+        if len(repeated):  # every occurrence of a repeated number, the first one too
+            rows = np.flatnonzero(pd.Series(number_key).isin(repeated).to_numpy() & has_number)
+        sub = [number_key[rows], *(_take_rows(x, rows) for x in content)]
+        key = _codes(sub, len(rows))  # non-negative ints: used as codes directly
+        dup = np.zeros(n, dtype=bool)
+        dup[rows[pd.Series(key).duplicated().to_numpy()]] = True
         duplicate = dup
         if dup.any() and duplicates == "error":
             labels = list(df.index[dup][:20])
@@ -680,22 +715,23 @@ def build(
                 f"{int(dup.sum())} duplicate recipient rows (same number and message): {labels}{more}"
             )
         if dup.any() and duplicates == "drop":
-            _, first = np.unique(key, return_index=True)
-            first_of = first[np.searchsorted(np.unique(key), key)]
+            distinct_keys, first = np.unique(key, return_index=True)
+            first_of = np.arange(n)  # read on the dropped rows only
+            first_of[rows] = rows[first[np.searchsorted(distinct_keys, key)]]
             firsts = templates.to_arrow(pd.Series(np.asarray(df.index[first_of], dtype=object)))
             drop = dup & (code == 0)
             code = np.where(drop, 302, code)
             reasons.append(_where(drop, fragments.join("to: duplicate of row ", firsts)))
 
-    error = pa.nulls(n, pa.string())
+    error = None
     for arr in reasons:
         # fold by hand: binary_join's null_handling="skip" drops all-null rows (pyarrow 26)
-        error = pc.coalesce(fragments.join(error, "; ", arr), error, arr)
+        error = arr if error is None else pc.coalesce(fragments.join(error, "; ", arr), error, arr)
 
     # -- assemble ---------------------------------------------------------------------
     idx = df.index
 
-    absent = pa.nulls(n, pa.large_string())  # one buffer shared by every absent column
+    absent = fragments.nulls(n)  # one buffer shared by every absent column
 
     def s(arr: pa.Array | None, name: str | None = None) -> pd.Series:
         if arr is None or arr.null_count == len(arr):
@@ -704,8 +740,11 @@ def build(
             arr = fragments.constant(arr[0].as_py(), n, large=True)  # no cast for pandas
         return templates.to_series(arr, idx)
 
-    def large(text: str) -> pa.Scalar:
-        return pa.scalar(text, pa.large_string())
+    def num(values: Any) -> pd.Series:
+        # the arrays are ours: wrap them (pandas 3 would copy by default)
+        return pd.Series(values, index=idx, copy=False)
+
+    encoding = fragments.fixed_width(["gsm7", "ucs2"], (~est.gsm).astype(np.int64))
 
     columns: dict[str, Any] = {
         "number": s(number_arr),
@@ -718,16 +757,16 @@ def build(
         "custom_grouping2": s(optional["custom_grouping2"], "custom_grouping2"),
         "custom_grouping3": s(optional["custom_grouping3"], "custom_grouping3"),
         "validity": s(validity_arr, "validity"),
-        "min_parts": pd.Series(ints["min_parts"], index=idx),
-        "max_parts": pd.Series(ints["max_parts"], index=idx),
-        "dcs": pd.Series(ints["dcs"], index=idx),
+        "min_parts": num(ints["min_parts"]),
+        "max_parts": num(ints["max_parts"]),
+        "dcs": num(ints["dcs"]),
         "rich_content": s(rich_arr, "rich_content"),
-        "encoding": s(pc.if_else(pa.array(est.gsm), large("gsm7"), large("ucs2"))),
-        "body_length": pd.Series(est.units.astype(np.int64), index=idx),
-        "parts_estimate": pd.Series(est.parts.astype(np.int64), index=idx),
+        "encoding": s(encoding),
+        "body_length": num(est.units.astype(np.int64, copy=False)),
+        "parts_estimate": num(est.parts.astype(np.int64, copy=False)),
         "ucs2_chars": s(est.ucs2_chars),
-        "duplicate": pd.Series(duplicate, index=idx),
-        "error_code": pd.Series(pd.arrays.IntegerArray(code, code == 0), index=idx),
+        "duplicate": num(duplicate),
+        "error_code": num(pd.arrays.IntegerArray(code, code == 0)),
         "error": s(error),
     }
     assert tuple(columns) == PLAN_COLUMNS
@@ -751,13 +790,35 @@ def _check_plan(plan: pd.DataFrame, chunk_size: int) -> None:
         raise SpecError(f"chunk_size must be between 1 and {MAX_MSG_PER_REQUEST}, not {chunk_size}")
 
 
+def _plan_column(plan: pd.DataFrame, col: str, rows: np.ndarray | None = None) -> pa.Array:
+    """A plan column as Arrow text, for the given rows (``None``: all, in order).
+
+    pandas keeps Arrow-backed text as ``large_string``: that array is used as it
+    is, since the JSON fragments work on either width and a cast costs a pass.
+    """
+    values = plan[col]
+    arr = None
+    if not values.notna().any():  # an absent field (often a whole Int64 column): no cast
+        arr = fragments.nulls(len(values))
+    elif isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        arr = pa.array(values.array)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if not (pa.types.is_large_string(arr.type) or pa.types.is_string(arr.type)):
+            arr = None
+    if arr is None:
+        arr = templates.to_arrow(values)
+    return arr if rows is None else arr.take(pa.array(rows))
+
+
+def _all_rows(plan: pd.DataFrame, rows: np.ndarray) -> np.ndarray | None:
+    """``None`` when ``rows`` are all of the plan's rows in order (nothing to take)."""
+    return None if len(rows) == len(plan) and (rows == np.arange(len(plan))).all() else rows
+
+
 def _content_arrays(plan: pd.DataFrame, rows: np.ndarray) -> dict[str, pa.Array]:
-    take = pa.array(rows)
-    out = {}
-    for col in _CONTENT:
-        arr = templates.to_arrow(plan[col])
-        out[col] = arr if len(rows) == len(plan) else arr.take(take)
-    return out
+    take = None if len(rows) == len(plan) else rows
+    return {col: _plan_column(plan, col, take) for col in _CONTENT}
 
 
 class _Layout:
@@ -784,11 +845,15 @@ class _Layout:
             new_msg = np.ones(m, dtype=bool)
         self.rows = rows
         self.chunk = k // chunk_size
-        msg_no = np.cumsum(new_msg) - 1
-        chunk_first_msg = msg_no[np.minimum(self.chunk * chunk_size, max(m - 1, 0))] if m else msg_no
-        self.msg_index = msg_no - chunk_first_msg
-        msg_start = np.maximum.accumulate(np.where(new_msg, k, 0)) if m else k
-        self.to_index = k - msg_start
+        if merge:
+            msg_no = np.cumsum(new_msg) - 1
+            chunk_first_msg = msg_no[np.minimum(self.chunk * chunk_size, max(m - 1, 0))] if m else msg_no
+            self.msg_index = msg_no - chunk_first_msg
+            msg_start = np.maximum.accumulate(np.where(new_msg, k, 0)) if m else k
+            self.to_index = k - msg_start
+        else:  # one msg per row: the same numbers, without the running sums
+            self.msg_index = k % chunk_size
+            self.to_index = np.zeros(m, dtype=k.dtype)
         self.first = new_msg
         self.last = np.ones(m, dtype=bool)
         if m:
@@ -880,11 +945,10 @@ class _Pieces:
 
 def _msg_pieces(plan: pd.DataFrame, rows: np.ndarray, pieces: _Pieces) -> None:
     """Add ``{"from":...,"body":{...},...,"to":[`` for each row (in ``rows`` order)."""
-    take = None if len(rows) == len(plan) and (rows == np.arange(len(plan))).all() else pa.array(rows)
+    take = _all_rows(plan, rows)
 
     def column(col: str) -> pa.Array:
-        arr = templates.to_arrow(plan[col])
-        return arr if take is None else arr.take(take)
+        return _plan_column(plan, col, take)
 
     pieces.add("{")
     pieces.field("sender", column("sender"))
@@ -908,15 +972,8 @@ def _msg_pieces(plan: pd.DataFrame, rows: np.ndarray, pieces: _Pieces) -> None:
     pieces.add('"to":[')
 
 
-def request_bodies(
-    plan: pd.DataFrame,
-    token: str | ProductToken | None = None,
-    chunk_size: int = 1000,
-    merge_identical: bool = False,
-) -> Iterator[tuple[int, bytes, np.ndarray]]:
-    """Serialised request bodies of a plan's valid rows.
-
-    Parameters
+# The parameters request_bodies and requests share, written once for both docstrings.
+_REQUEST_PARAMETERS = """Parameters
     ----------
     plan : pandas.DataFrame
         A plan from :func:`build`.
@@ -926,7 +983,26 @@ def request_bodies(
     chunk_size : int
         At most this many recipients (and so ``msg`` objects) per request, 1 to 1000.
     merge_identical : bool
-        Rows with identical message content share one ``msg`` with several ``to``.
+        Rows with identical message content share one ``msg`` with several ``to``."""
+
+
+def _request_parameters(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Put the shared parameter section where a docstring says ``{parameters}``."""
+    if func.__doc__:  # None under python -OO
+        func.__doc__ = func.__doc__.replace("{parameters}", _REQUEST_PARAMETERS)
+    return func
+
+
+@_request_parameters
+def request_bodies(
+    plan: pd.DataFrame,
+    token: str | ProductToken | None = None,
+    chunk_size: int = 1000,
+    merge_identical: bool = False,
+) -> Iterator[tuple[int, bytes, np.ndarray]]:
+    """Serialised request bodies of a plan's valid rows.
+
+    {parameters}
 
     Yields
     ------
@@ -948,7 +1024,7 @@ def request_bodies(
     prefix = ('{"messages":{' + auth + '"msg":[').encode()
     suffix = b"]}}"
 
-    numbers_arr = fragments.escape(templates.to_arrow(plan["number"]).take(pa.array(lay.rows)))
+    numbers_arr = fragments.escape(_plan_column(plan, "number", _all_rows(plan, lay.rows)))
     pieces = _Pieces()
     if lay.first.all():
         # one msg per row: a single element-wise join builds every row's text
@@ -959,7 +1035,8 @@ def request_bodies(
     else:
         heads = _Pieces()
         _msg_pieces(plan, lay.rows, heads)
-        opening = pc.if_else(pa.array(lay.first), heads.join(m), pa.scalar(",", pa.string()))
+        head = heads.join(m)
+        opening = pc.if_else(pa.array(lay.first), head, pa.scalar(",", head.type))
         closing = pc.if_else(pa.array(lay.last), pa.scalar("]},", pa.string()), pa.scalar("", pa.string()))
         for item in (opening, '{"number":"', numbers_arr, '"}', closing):
             pieces.add(item)
@@ -976,6 +1053,7 @@ def request_bodies(
             yield int(lay.chunk[c0]), b"".join((prefix, text, suffix)), lay.rows[c0:c1].copy()
 
 
+@_request_parameters
 def requests(
     plan: pd.DataFrame,
     token: str | ProductToken | None = None,
@@ -984,16 +1062,7 @@ def requests(
 ) -> Iterator[dict[str, Any]]:
     """Request documents of a plan, in the spec's exact JSON shape.
 
-    Parameters
-    ----------
-    plan : pandas.DataFrame
-        A plan from :func:`build`.
-    token : str or ProductToken, optional
-        The product token for ``messages.authentication``; ``None`` leaves it out.
-    chunk_size : int
-        At most this many recipients (and so ``msg`` objects) per request, 1 to 1000.
-    merge_identical : bool
-        Rows with identical message content share one ``msg`` with several ``to``.
+    {parameters}
 
     Yields
     ------

@@ -33,6 +33,8 @@ __all__ = [
     "resolve_column",
     "check",
     "render",
+    "render_distinct",
+    "distinct_codes",
     "to_arrow",
     "to_series",
 ]
@@ -198,6 +200,115 @@ def _formatted(conversion: str | None, spec: str, source: pd.Series, what: str) 
     return texts.take(pa.array(codes, mask=codes < 0))
 
 
+def _pieces(df: pd.DataFrame, template: str, what: str) -> list[pa.Array | str]:
+    """The template's literals and one Arrow array per placeholder (each column read once)."""
+    columns: dict[tuple, pa.Array] = {}
+    parts: list[pa.Array | str] = []
+    for p in parse(template, what=what):
+        if p.literal:
+            parts.append(p.literal)
+        if p.field is None:
+            continue
+        key = (p.field, p.conversion, p.format_spec)
+        if key not in columns:
+            col = df[resolve_column(df, p.field, what=what)]
+            if isinstance(col, pd.DataFrame):
+                raise SpecError(f"{what}: column {p.field!r} is not unique")
+            if p.conversion or p.format_spec:
+                columns[key] = _formatted(p.conversion, p.format_spec, col, what)
+            else:
+                columns[key] = to_arrow(col)
+        parts.append(columns[key])
+    return parts
+
+
+def _join(parts: list[pa.Array | str]) -> pa.Array:
+    """Element-wise concatenation; a missing value counts as ``""``."""
+    arrays = [pc.fill_null(x, "") if isinstance(x, pa.Array) and x.null_count else x for x in parts]
+    arrays = [pa.scalar(x, pa.string()) if isinstance(x, str) else x for x in arrays]
+    # binary_join_element_wise: the last argument is the separator
+    return pc.binary_join_element_wise(*arrays, "")
+
+
+def distinct_codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary-encode an Arrow array.
+
+    Returns
+    -------
+    codes : numpy.ndarray of int64
+        Per row, the position of its value in ``values`` (``-1`` for null).
+    values : pyarrow.Array
+        The distinct non-null values, in order of first appearance.
+    """
+    enc = pc.dictionary_encode(arr)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return codes, enc.dictionary
+
+
+def _combinations(parts: list[pa.Array | str], n: int) -> tuple[np.ndarray, pa.Array] | None:
+    """``(codes, texts)`` rendering once per distinct combination of the placeholders'
+    values, or ``None`` when the combinations are too many for that to pay off.
+
+    A personalised body usually names a few low-cardinality columns (first name,
+    city): joining a few dozen strings and one ``take`` beat joining a million.
+    """
+    arrays = list({id(x): x for x in parts if not isinstance(x, str)}.values())
+    key = np.zeros(n, dtype=np.int64)
+    width = 1
+    dictionaries = []
+    for arr in arrays:
+        codes, values = distinct_codes(arr)
+        size = len(values) + 1  # + 1: null is a value of its own (rendered "")
+        width *= size
+        if width * 2 > n:  # too many combinations: give up before more work
+            return None
+        key = key * size + (codes + 1)
+        dictionaries.append((values, size))
+    used = np.flatnonzero(np.bincount(key, minlength=width))
+    # the values of each array for each combination that occurs (code 0: null)
+    pick, rest = {}, used
+    for arr, (dictionary, size) in zip(reversed(arrays), reversed(dictionaries), strict=True):
+        idx = rest % size - 1
+        rest = rest // size
+        pick[id(arr)] = dictionary.take(pa.array(idx, mask=idx < 0))
+    texts = _join([x if isinstance(x, str) else pick[id(x)] for x in parts])
+    # different combinations may still give the same text ("{a}{b}"): one code per text
+    text_codes, uniques = pd.factorize(np.asarray(texts.to_numpy(zero_copy_only=False), dtype=object))
+    remap = np.zeros(width, dtype=np.int64)
+    remap[used] = text_codes
+    return remap[key], pa.array(uniques, type=pa.string())
+
+
+def render_distinct(df: pd.DataFrame, template: str, *, what: str = "template") -> tuple[np.ndarray, pa.Array]:
+    """Render a template as distinct texts and one code per row.
+
+    Parameters
+    ----------
+    df, template, what
+        As for :func:`render`.
+
+    Returns
+    -------
+    codes : numpy.ndarray of int64
+        Per row, the position of its text in ``texts`` (``-1`` for a missing value,
+        which only a template of exactly one placeholder gives).
+    texts : pyarrow.StringArray
+        The distinct rendered texts: ``texts.take(codes)`` is :func:`render`.
+    """
+    n = len(df)
+    parts = _pieces(df, template, what)
+    if not any(isinstance(x, pa.Array) for x in parts):
+        return np.zeros(n, dtype=np.int64), pa.array(["".join(parts)], type=pa.string())
+    if len(parts) > 1:
+        coded = _combinations(parts, n)
+        if coded is not None:
+            return coded
+    arr = parts[0] if len(parts) == 1 else _join(parts)
+    return distinct_codes(arr)
+
+
 def render(df: pd.DataFrame, template: str, *, what: str = "template") -> pa.Array:
     """Render a template for every row.
 
@@ -221,30 +332,14 @@ def render(df: pd.DataFrame, template: str, *, what: str = "template") -> pa.Arr
     MissingColumnError
         A placeholder names no column.
     """
-    pieces = parse(template, what=what)
     n = len(df)
-    if all(p.field is None for p in pieces):
-        return constant("".join(p.literal for p in pieces), n)
-    columns: dict[tuple, pa.Array] = {}
-    parts: list[pa.Array | str] = []
-    for p in pieces:
-        if p.literal:
-            parts.append(p.literal)
-        if p.field is None:
-            continue
-        key = (p.field, p.conversion, p.format_spec)
-        if key not in columns:
-            col = df[resolve_column(df, p.field, what=what)]
-            if isinstance(col, pd.DataFrame):
-                raise SpecError(f"{what}: column {p.field!r} is not unique")
-            if p.conversion or p.format_spec:
-                columns[key] = _formatted(p.conversion, p.format_spec, col, what)
-            else:
-                columns[key] = to_arrow(col)
-        parts.append(columns[key])
-    if len(parts) == 1 and not isinstance(parts[0], str):
+    parts = _pieces(df, template, what)
+    if not any(isinstance(x, pa.Array) for x in parts):
+        return constant("".join(parts), n)
+    if len(parts) == 1:
         return parts[0]  # "{segment}": missing stays missing
-    arrays = [pc.fill_null(x, "") if isinstance(x, pa.Array) and x.null_count else x for x in parts]
-    arrays = [pa.scalar(x, pa.string()) if isinstance(x, str) else x for x in arrays]
-    # binary_join_element_wise: the last argument is the separator
-    return pc.binary_join_element_wise(*arrays, "")
+    coded = _combinations(parts, n)
+    if coded is not None:
+        codes, texts = coded
+        return texts.take(pa.array(codes))
+    return _join(parts)

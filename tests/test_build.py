@@ -317,6 +317,21 @@ def test_duplicates_drop_marks_later_rows_302_naming_the_first(twins):
     assert len(sent_msgs(plan)) == 3
 
 
+def test_duplicates_among_many_rows_name_each_first_row():
+    # two repeated numbers far apart among distinct ones; one repeat has another message
+    n = 2000
+    phones = [f"00316{10000000 + i}" for i in range(n)]
+    names = ["A"] * n
+    phones[1500], phones[1800], phones[1900] = phones[3], phones[700], phones[700]
+    names[1900] = "B"
+    frame = pd.DataFrame({"phone": phones, "name": names}, index=range(100, 100 + n))
+    plan = frame.cm.build(to="phone", sender="S", body="Hi {name}", duplicates="drop")
+    assert plan.index[plan["duplicate"]].tolist() == [1600, 1900]
+    assert plan.loc[1600, "error"] == "to: duplicate of row 103"
+    assert plan.loc[1900, "error"] == "to: duplicate of row 800"
+    assert plan["error_code"].notna().sum() == 2
+
+
 def test_duplicates_error_raises_listing_rows(twins):
     with pytest.raises(DuplicateRecipientError, match=r"\[11\]"):
         twins.cm.build(to="phone", region="NL", sender="S", body="Hi {name}", duplicates="error")

@@ -140,3 +140,41 @@ def test_not_a_plan():
         pd.DataFrame({"phone": ["x"]}).cm.layout()
     with pytest.raises(PlanError):
         list(request_bodies("nope"))
+
+
+def test_fragments_work_on_both_string_widths():
+    import pyarrow as pa
+
+    from cmframe import fragments
+
+    small = pa.array(['a"b', "c", None])
+    large = small.cast(pa.large_string())
+    for arr in (small, large):
+        quoted = fragments.quote(arr)
+        assert quoted.type == arr.type
+        assert quoted.to_pylist() == ['"a\\"b"', '"c"', None]
+    mixed = fragments.join("<", small, "|", large, ">")
+    assert mixed.type == pa.large_string()
+    assert mixed.to_pylist() == ['<a"b|a"b>', "<c|c>", None]
+    starts, data = fragments.byte_view(large.slice(1))
+    assert starts.tolist() == [0, 1, 1] and data.tobytes() == b"c"
+
+
+def test_fragments_fixed_width_nulls_and_constant_check():
+    import pyarrow as pa
+
+    from cmframe import fragments
+
+    arr = fragments.fixed_width(["gsm7", "ucs2"], np.array([0, 1, 1, 0]))
+    assert arr.type == pa.large_string() and arr.to_pylist() == ["gsm7", "ucs2", "ucs2", "gsm7"]
+    with pytest.raises(ValueError):
+        fragments.fixed_width(["a", "bc"], np.array([0]))
+    assert fragments.nulls(3).to_pylist() == [None, None, None]
+    assert fragments.is_constant(pa.array(["x"] * 5))
+    assert not fragments.is_constant(pa.array(["x", "y", "x", "x", "x"]))  # differs off the sampled rows
+    assert not fragments.is_constant(pa.array(["x", "x", "x", "x", "y"]))
+    assert not fragments.needs_escape(pa.array(["0031612345678", "plain text"])).any()
+    assert fragments.needs_escape(pa.array(["ok", "tab\there", 'q"'])).tolist() == [False, True, True]
+    # a backslash far beyond the first scanned block is still found
+    long = pa.array(["x" * 1000] * 600 + ["a\\b"])
+    assert fragments.needs_escape(long).nonzero()[0].tolist() == [600]

@@ -88,3 +88,41 @@ def test_to_series_is_string_dtype_on_the_index(df):
 def test_to_arrow_of_bool_and_object_columns():
     assert templates.to_arrow(pd.Series([True, False])).to_pylist() == ["True", "False"]
     assert templates.to_arrow(pd.Series([1.5, None, "x"], dtype=object)).to_pylist() == ["1.5", None, "x"]
+
+
+def test_render_per_combination_matches_row_by_row():
+    # few distinct (first, city) pairs: rendered once per pair, then spread out
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "a": pd.array(rng.choice(np.array(["x", "xy", None, "Zoë"], dtype=object), n), dtype="string"),
+            "b": pd.array(rng.choice(np.array(["y", "", "z"], dtype=object), n), dtype="string"),
+        }
+    )
+    a_text = ["" if v is pd.NA else v for v in frame["a"]]
+    b_text = ["" if v is pd.NA else v for v in frame["b"]]
+    expected = [f"<{a}{b}|{a}>" for a, b in zip(a_text, b_text, strict=True)]
+    assert templates.render(frame, "<{a}{b}|{a}>").to_pylist() == expected
+    codes, texts = templates.render_distinct(frame, "<{a}{b}|{a}>")
+    assert texts.take(codes).to_pylist() == expected
+    # "x"+"y" and "xy"+"" give the same text: one code, so codes identify texts
+    codes, texts = templates.render_distinct(frame, "<{a}{b}>")
+    assert len(set(texts.to_pylist())) == len(texts) == 11
+    assert texts.take(codes).to_pylist() == [e.split("|")[0] + ">" for e in expected]
+
+
+def test_render_distinct_keeps_missing_for_a_single_placeholder(df):
+    codes, texts = templates.render_distinct(df, "{first_name}")
+    assert codes.tolist()[1] == -1
+    assert texts.take(codes[[0, 2]]).to_pylist() == ["Ann", "Zoë 😀"]
+    codes, texts = templates.render_distinct(df, "Hi {{there}}")
+    assert codes.tolist() == [0, 0, 0] and texts.to_pylist() == ["Hi {there}"]
+
+
+def test_distinct_codes_marks_nulls():
+    import pyarrow as pa
+
+    codes, values = templates.distinct_codes(pa.array(["a", None, "b", "a"]))
+    assert codes.tolist() == [0, -1, 1, 0]
+    assert values.to_pylist() == ["a", "b"]
