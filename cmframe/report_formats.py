@@ -360,7 +360,7 @@ def parse_document(obj: Any, *, location: str = "body", out: Parsed | None = Non
     Parsed
     """
     out = Parsed() if out is None else out
-    if isinstance(obj, Mapping) and isinstance(_lower_get(obj, "result"), list):
+    if isinstance(obj, Mapping) and isinstance(lower_get(obj, "result"), list):
         return parse_transactions_page(obj, location=location, out=out)
     before = len(out.rows) + len(out.rejects)
     for i, item in enumerate(_msg_items(obj)):
@@ -374,7 +374,8 @@ def parse_document(obj: Any, *, location: str = "body", out: Parsed | None = Non
     return out
 
 
-def _lower_get(obj: Mapping[str, Any], name: str) -> Any:
+def lower_get(obj: Mapping[str, Any], name: str) -> Any:
+    """``obj[name]`` with the key matched case-insensitively (CM's keys vary); ``name`` is lower case."""
     for key, value in obj.items():
         if isinstance(key, str) and key.lower() == name:
             return value
@@ -390,7 +391,7 @@ def parse_transactions_page(obj: Mapping[str, Any], *, location: str = "page",
     that names a status; unknown codes stay raw with status ``<NA>``.
     """
     out = Parsed() if out is None else out
-    records = _lower_get(obj, "result")
+    records = lower_get(obj, "result")
     if not isinstance(records, list):
         out.reject("transactions", location, "no result[] in page", obj)
         return out

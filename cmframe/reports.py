@@ -39,6 +39,7 @@ from .report_formats import (
     REJECT_COLUMNS,
     Parsed,
     csv_columns,
+    lower_get,
     normalise_columns,
     normalise_to,
     parse_body,
@@ -390,16 +391,16 @@ def fetch_transactions(
                 break
             body = _get_page(http, url, {**params, "page": page}, headers, policy,
                              RetryState, parse_retry_after)  # fmt: skip
-            if not isinstance(body, Mapping) or not isinstance(_ci(body, "result"), list):
+            if not isinstance(body, Mapping) or not isinstance(lower_get(body, "result"), list):
                 raise ReportError(f"page {page} of {url} is not a Transactions API answer")
             parse_transactions_page(body, location=f"page {page}", out=parsed)
-            pagination = _ci(body, "pagination") or {}
-            total_pages = _ci(pagination, "totalpages") if isinstance(pagination, Mapping) else None
+            pagination = lower_get(body, "pagination") or {}
+            total_pages = lower_get(pagination, "totalpages") if isinstance(pagination, Mapping) else None
             try:
                 total = int(total_pages) if total_pages is not None else page
             except (TypeError, ValueError):
                 total = page
-            if not _ci(body, "result"):
+            if not lower_get(body, "result"):
                 break
             page += 1
     finally:
@@ -414,12 +415,6 @@ def fetch_transactions(
                       RejectedReportsWarning, stacklevel=2)  # fmt: skip
     return reports
 
-
-def _ci(obj: Mapping[str, Any], name: str) -> Any:
-    for key, value in obj.items():
-        if isinstance(key, str) and key.lower() == name:
-            return value
-    return None
 
 
 def _cm_time(value: datetime | str) -> str:

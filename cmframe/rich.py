@@ -109,6 +109,16 @@ class _Checker:
     def require(self, node: Any, key: str, path: str) -> None:
         self.fail(self.empty(_get(node, key)), f"{path}.{key}: required")
 
+    def require_object(self, node: Any, key: str, fields: tuple[str, ...], path: str) -> Any:
+        """``node[key]`` must be an object holding ``fields``; return it (or None)."""
+        obj = _get(node, key)
+        if not isinstance(obj, Mapping):
+            self.fail(True, f"{path}.{key}: required")
+            return None
+        for name in fields:
+            self.require(obj, name, f"{path}.{key}")
+        return obj
+
     def conversation(self, items: Any, path: str = "conversation") -> None:
         if not isinstance(items, list) or not items:
             self.fail(True, f"{path}: must be a non-empty list of conversation items")
@@ -159,23 +169,12 @@ class _Checker:
             if name in ("OpenUrl", "Login"):
                 self.require(item, "url", p)
             elif name == "CreateCalendarEvent":
-                cal = _get(item, "calendar")
-                if not isinstance(cal, Mapping):
-                    self.fail(True, f"{p}.calendar: required")
-                else:
-                    for key in ("startTime", "endTime", "title"):
-                        self.require(cal, key, f"{p}.calendar")
+                self.require_object(item, "calendar", ("startTime", "endTime", "title"), p)
             elif name == "Dial":
-                dial = _get(item, "dial")
-                if not isinstance(dial, Mapping):
-                    self.fail(True, f"{p}.dial: required")
-                else:
-                    self.require(dial, "phoneNumber", f"{p}.dial")
+                self.require_object(item, "dial", ("phoneNumber",), p)
             elif name == "ViewLocation":
-                loc = _get(item, "viewLocation")
-                if not isinstance(loc, Mapping):
-                    self.fail(True, f"{p}.viewLocation: required")
-                else:
+                loc = self.require_object(item, "viewLocation", (), p)
+                if loc is not None:
                     no_query = self.empty(_get(loc, "searchQuery"))
                     no_coords = self.empty(_get(loc, "latitude")) | self.empty(_get(loc, "longitude"))
                     self.fail(
@@ -183,12 +182,7 @@ class _Checker:
                         f"{p}.viewLocation: needs searchQuery or latitude and longitude",
                     )
             elif name == "ViewProduct":
-                product = _get(item, "product")
-                if not isinstance(product, Mapping):
-                    self.fail(True, f"{p}.product: required")
-                else:
-                    self.require(product, "id", f"{p}.product")
-
+                self.require_object(item, "product", ("id",), p)
 
 def _walk(node: Any, leaves: list[str], what: str) -> Any:
     """Copy ``node`` with each templated string replaced by a sentinel and a :class:`_Leaf`."""
