@@ -64,7 +64,7 @@ def test_rules_delivered_sticky_final_beats_nonfinal_later_final_wins():
     assert list(camp.columns) == list(res.columns) + list(DELIVERY_COLUMNS)
     assert list(camp["delivery_status"]) == ["delivered", "rejected", "failed", "accepted", "none"]
     assert set(camp["delivery_status"]) <= set(DELIVERY_STATUSES)
-    assert list(camp["delivery_error_code"].astype("object").fillna(-1)) == [0, 204, 34, -1, -1]
+    assert camp["delivery_error_code"].fillna(-1).tolist() == [0, 204, 34, -1, -1]
     assert camp.loc["r1", "delivery_error"] == "Rejected by operator"
     assert list(camp["reports_seen"]) == [3, 2, 2, 2, 0]
     secs = (camp["final_report_at"] - T0).dt.total_seconds()

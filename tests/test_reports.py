@@ -181,7 +181,7 @@ def test_dashboard_csv_with_header_aliases(tmp_path):
     reports, rejects = read(path)
     assert list(reports["to"]) == ["0031612345678", "0031612345679", "0031612345670"]
     assert list(reports["status"]) == ["delivered", "failed", "accepted"]
-    assert list(reports["error_code"].astype("object").fillna(-1)) == [0, 5, -1]
+    assert reports["error_code"].fillna(-1).tolist() == [0, 5, -1]
     assert reports["received_at"].iloc[0] == TS and reports["received_at"].iloc[1] == TS
     assert pd.isna(reports["received_at"].iloc[2])  # empty status time: NaT, not a reject
     assert set(reports["source"]) == {"csv"}

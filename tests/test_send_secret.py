@@ -39,7 +39,7 @@ def test_token_appears_nowhere(tmp_path, caplog, capsys):
                       chunk_size=2, concurrency=1, retry=retry, progress=True,
                       timeout=httpx.Timeout(5.0, read=0.5))
         assert set(result["status"]) == {"accepted", "unknown"}  # the faults did happen
-        texts += [repr(result), result.to_string(), result.to_json()]
+        texts += [repr(result), result.to_string(), result.to_json(date_format="iso")]
         # a request-level rejection and an unreachable gateway, with their exceptions
         with pytest.raises(cmframe.RequestRejected) as rejected:
             send(make_plan(4, start=50), url=gw.message_url, token=SECRET + "-wrong",
