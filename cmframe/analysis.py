@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .codes import DELIVERY_ERROR_CODES, ERROR_CODES
+from .codes import describe_error
 from .exceptions import MissingColumnError, SpecError
 
 __all__ = [
@@ -442,13 +442,6 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
 
 
 # -- errors ------------------------------------------------------------------------
-def _describe(source: str, code: Any) -> str | None:
-    if pd.isna(code):
-        return None
-    table = DELIVERY_ERROR_CODES if source == "delivery" else ERROR_CODES
-    return table.get(int(code))
-
-
 def errors(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.DataFrame:
     """Count error codes per group, with the spec's descriptions.
 
@@ -535,7 +528,8 @@ def errors(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.DataFr
         .reset_index()
     )
     counted["description"] = [
-        _describe(s, c) for s, c in zip(counted["source"], counted["code"], strict=True)
+        describe_error(None if pd.isna(c) else c, kind="delivery" if s == "delivery" else "gateway")
+        for s, c in zip(counted["source"], counted["code"], strict=True)
     ]
     # per group: share of its errors, rate over its rows
     if names:

@@ -39,8 +39,9 @@ ERROR_CODES: dict[int, str] = {
     500: "An internal error has occurred",
 }
 
-#: Codes that reject a whole request: sending must stop.
-REQUEST_ERROR_CODES: frozenset[int] = frozenset({101, 102, 103, 202, 203, 999, 500})
+#: Codes with which the gateway refuses a whole request and creates no message:
+#: sending stops (999 and 500 are not among them: the outcome is then unknown).
+REQUEST_ERROR_CODES: frozenset[int] = frozenset({101, 102, 103, 202, 203})
 
 #: Codes that reject one message of a request.
 MESSAGE_ERROR_CODES: frozenset[int] = frozenset({301, 302, 303, 304, 305, 401, 402, 403})

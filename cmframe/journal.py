@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .codes import REQUEST_ERROR_CODES
 from .exceptions import JournalError, JournalMismatch
 from .schema import RESULT_COLUMNS
 
@@ -46,14 +47,10 @@ __all__ = [
     "parse_answer",
     "assemble",
     "read_journal",
-    "REJECTING_CODES",
     "FORMAT",
 ]
 
 FORMAT = "cmframe-journal/1"
-
-#: Request-level codes after which the gateway created no message of the request.
-REJECTING_CODES: frozenset[int] = frozenset({101, 102, 103, 202, 203})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -436,7 +433,7 @@ def parse_answer(http_status: int | None, body: bytes | None) -> Answer:
                 "unknown", http_status, code, details, reason="malformed 'messages' in the answer"
             )
         return Answer("messages", http_status, code, details, entries=messages)
-    if code in REJECTING_CODES or refused:
+    if code in REQUEST_ERROR_CODES or refused:
         return Answer("request_rejected", http_status, code, details)
     return Answer(
         "unknown",
