@@ -243,7 +243,6 @@ def country(numbers: pd.Series) -> pd.Series:
     """
     main, shared = _calling_codes()
     digits = numbers.astype("string").str.removeprefix("00")
-    result = pd.Series(pd.NA, index=numbers.index, dtype="string", name="country")
     code = pd.Series(pd.NA, index=numbers.index, dtype="string")
     for n in (1, 2, 3):
         prefix = digits.str.slice(0, n)
@@ -399,14 +398,15 @@ def summary(
         flags["predicted_cost"] = (estimate * price).where(valid, 0)
         flags["cost"] = (parts.fillna(0) * price).where(flags["accepted"], 0)
 
-    grouped = _grouped(flags, group_keys(df, by))
+    keys = group_keys(df, by)
+    grouped = _grouped(flags, keys)
     result = grouped.sum(min_count=0)
     if prices is not None:
         # NA propagates: a group with an unpriced row has no honest total
         # (GroupBy.sum(skipna=False) is pandas >= 3 only: mask the groups with a gap)
         cost_cols = ["predicted_cost", "cost"]
         costs = grouped[cost_cols].sum(min_count=1)
-        gaps = _grouped(flags[cost_cols].isna(), group_keys(df, by)).any()
+        gaps = _grouped(flags[cost_cols].isna(), keys).any()
         result[cost_cols] = costs.mask(gaps.reindex(costs.index).to_numpy())
     if not by:
         result = _overall_index(result, zero=list(flags.columns))

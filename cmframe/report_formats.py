@@ -419,11 +419,8 @@ def parse_transactions_page(obj: Mapping[str, Any], *, location: str = "page",
             "received": _pick(lowered, ("statusdate", "statustime", "statusdatetime", "updated", "created",
                                         "datetime")),
         }
-        row = normalise_item(fields, "transactions", status_map=status_map if code is not None else None)
-        if isinstance(row, str):
-            out.reject("transactions", where, row, record)
-        else:
-            out.rows.append(row)
+        _add_item(out, fields, "transactions", where, record,
+                  status_map=status_map if code is not None else None)  # fmt: skip
     return out
 
 

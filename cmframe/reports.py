@@ -22,6 +22,7 @@ The parsing rules are in :mod:`cmframe.report_formats`.
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import warnings
@@ -47,6 +48,7 @@ from .report_formats import (
     parse_document,
     parse_transactions_page,
 )
+from .retry import RetryPolicy, RetryState, classify_status, parse_retry_after
 from .schema import DELIVERY_COLUMNS, REPORT_STATUSES
 
 __all__ = [
@@ -162,19 +164,25 @@ def read_status_reports(
         raise ReportError(f"format must be one of {sorted(f for f in _FORMATS if f)} or None, not {format!r}")
     parsed = Parsed()
     _read_into(source, parsed, format)
+    return _answer(parsed, return_rejects, lambda rejects: (
+        f"{len(rejects)} status report(s) rejected: {_top_reasons(rejects)}; "
+        "pass return_rejects=True to get them"
+    ))  # fmt: skip
+
+
+def _top_reasons(rejects: pd.DataFrame) -> str:
+    reasons = rejects["reason"].value_counts().head(3)
+    return "; ".join(f"{r} ({n})" for r, n in reasons.items())
+
+
+def _answer(parsed: Parsed, return_rejects: bool, warning: Any) -> pd.DataFrame | ReadResult:
+    """The readers' common ending: the frame, its rejects counted, returned or warned about."""
     reports, rejects = parsed.frame(), parsed.rejects_frame()
     reports.attrs["cm_rejects"] = len(rejects)
     if return_rejects:
         return ReadResult(reports, rejects)
-    if len(rejects):
-        reasons = rejects["reason"].value_counts().head(3)
-        summary = "; ".join(f"{r} ({n})" for r, n in reasons.items())
-        warnings.warn(
-            f"{len(rejects)} status report(s) rejected: {summary}; "
-            "pass return_rejects=True to get them",
-            RejectedReportsWarning,
-            stacklevel=2,
-        )
+    if len(rejects):  # stacklevel 3: the reader's caller
+        warnings.warn(warning(rejects), RejectedReportsWarning, stacklevel=3)
     return reports
 
 
@@ -253,7 +261,7 @@ def _read_file(path: Path, out: Parsed, fmt: str | None) -> None:
         return
     if fmt == "csv" or (fmt is None and _is_csv(path, text)):
         try:
-            reports, rejects = parse_csv(_StringReader(text), name=path.name)
+            reports, rejects = parse_csv(io.StringIO(text), name=path.name)
         except ValueError as exc:
             raise ReportError(f"{path}: {exc}") from exc
         out.frames.append(reports)
@@ -283,14 +291,6 @@ def _read_file(path: Path, out: Parsed, fmt: str | None) -> None:
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             parse_body(line.strip(), location=f"{path}:{number}", out=out)
-
-
-class _StringReader:
-    def __init__(self, text: str) -> None:
-        self._text = text
-
-    def read(self) -> str:
-        return self._text
 
 
 def _is_csv(path: Path, text: str) -> bool:
@@ -369,7 +369,6 @@ def fetch_transactions(
     """
     import httpx
 
-    from .retry import RetryPolicy, RetryState, parse_retry_after
     from .secret import resolve_token
 
     secret = resolve_token(token)
@@ -389,8 +388,7 @@ def fetch_transactions(
         while total is None or page <= total:
             if max_pages is not None and page > max_pages:
                 break
-            body = _get_page(http, url, {**params, "page": page}, headers, policy,
-                             RetryState, parse_retry_after)  # fmt: skip
+            body = _get_page(http, url, {**params, "page": page}, headers, policy)
             if not isinstance(body, Mapping) or not isinstance(lower_get(body, "result"), list):
                 raise ReportError(f"page {page} of {url} is not a Transactions API answer")
             parse_transactions_page(body, location=f"page {page}", out=parsed)
@@ -406,14 +404,9 @@ def fetch_transactions(
     finally:
         if own:
             http.close()
-    reports, rejects = parsed.frame(), parsed.rejects_frame()
-    reports.attrs["cm_rejects"] = len(rejects)
-    if return_rejects:
-        return ReadResult(reports, rejects)
-    if len(rejects):
-        warnings.warn(f"{len(rejects)} transaction record(s) rejected; pass return_rejects=True",
-                      RejectedReportsWarning, stacklevel=2)  # fmt: skip
-    return reports
+    return _answer(parsed, return_rejects, lambda rejects: (
+        f"{len(rejects)} transaction record(s) rejected; pass return_rejects=True"
+    ))  # fmt: skip
 
 
 
@@ -426,7 +419,8 @@ def _cm_time(value: datetime | str) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _get_page(http, url, params, headers, policy, RetryState, parse_retry_after) -> Any:
+def _get_page(http: Any, url: str, params: dict[str, Any], headers: dict[str, str],
+              policy: RetryPolicy) -> Any:  # fmt: skip
     import inspect
 
     import httpx
@@ -446,7 +440,8 @@ def _get_page(http, url, params, headers, policy, RetryState, parse_retry_after)
                     return response.json()
                 except ValueError as exc:
                     raise ReportError(f"{url} answered with invalid JSON") from exc
-            if response.status_code not in (429,) and response.status_code < 500:
+            # a GET is safe to repeat: 429/503 and other 5xx alike are retried
+            if classify_status(response.status_code) == "answered":
                 raise ReportError(f"{url} answered HTTP {response.status_code}")
             reason = f"HTTP {response.status_code}"
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -491,10 +486,8 @@ def _report_status_codes(reports: pd.DataFrame) -> np.ndarray:
     return np.where(codes < 0, 4, codes)
 
 
-def _utc_ns(values: Any, n: int) -> np.ndarray:
+def _utc_ns(values: Any) -> np.ndarray:
     """int64 nanoseconds since the epoch (``iNaT`` for missing)."""
-    if values is None:
-        return np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
     stamps = pd.to_datetime(pd.Series(values).reset_index(drop=True), utc=True).dt.as_unit("ns")
     return stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
@@ -639,7 +632,7 @@ def merge_status(
 
     status_code = _report_status_codes(reports)
     rank = _RANK[status_code]
-    t = _utc_ns(reports["received_at"], m)
+    t = _utc_ns(reports["received_at"])
     nat = t == np.iinfo(np.int64).min
     t_sort = np.where(nat, _NAT_SORT, t)
     # delivered: the earliest delivered report is the one that counts (sort it last)
