@@ -99,6 +99,7 @@ _JSON_KEYS = {
     "dcs": "dcs",
     "rich_content": "richContent",
     "channels": "allowedChannels",
+    "body_type": "type",  # inside "body"
 }
 
 
@@ -953,13 +954,7 @@ def _msg_pieces(plan: pd.DataFrame, rows: np.ndarray, pieces: _Pieces) -> None:
     pieces.add("{")
     pieces.field("sender", column("sender"))
     pieces.add('"body":{')
-    btype = column("body_type")
-    if btype.null_count < len(btype):
-        if fragments.is_constant(btype):
-            pieces.add(f'"type":{orjson.dumps(btype[0].as_py()).decode()},')
-        else:
-            frag = fragments.join('"type":', fragments.quote(btype), ",")
-            pieces.add(pc.fill_null(frag, ""))
+    pieces.field("body_type", column("body_type"))
     body = pc.fill_null(column("body"), "")
     if fragments.is_constant(body):
         pieces.add('"content":' + orjson.dumps(body[0].as_py()).decode() + "},")

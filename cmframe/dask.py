@@ -220,14 +220,19 @@ def _files(source: Any) -> list[str]:
     return files
 
 
-def _read_one(path: str, *, format: str | None, part: str) -> pd.DataFrame:
-    """One file's reports (``part="reports"``) or rejects, by the pandas reader."""
+def _read_both(path: str, *, format: str | None) -> Any:
+    """One file's reports and rejects (a ``ReadResult``), by the pandas reader."""
     from . import reports
 
     source: Any = path
     if path.endswith((".parquet", ".pq")):
         source = pd.read_parquet(path)  # a frame with report columns: read as a frame
-    got = reports.read_status_reports(source, format=format, return_rejects=True)
+    return reports.read_status_reports(source, format=format, return_rejects=True)
+
+
+def _read_one(path: str, *, format: str | None, part: str) -> pd.DataFrame:
+    """One file's reports (``part="reports"``) or rejects."""
+    got = _read_both(path, format=format)
     return got.reports if part == "reports" else got.rejects
 
 
@@ -257,12 +262,13 @@ def read_status_reports(
     from .reports import ReadResult
 
     files = _files(source)
-    meta = _read_one(files[0], format=format, part="reports").iloc[:0]
-    frame = dd.from_map(partial(_read_one, format=format, part="reports"), files, meta=meta)
+    first = _read_both(files[0], format=format)  # the meta of both frames, read once
+    frame = dd.from_map(partial(_read_one, format=format, part="reports"), files,
+                        meta=first.reports.iloc[:0])  # fmt: skip
     if not return_rejects:
         return frame
-    rmeta = _read_one(files[0], format=format, part="rejects").iloc[:0]
-    rejects = dd.from_map(partial(_read_one, format=format, part="rejects"), files, meta=rmeta)
+    rejects = dd.from_map(partial(_read_one, format=format, part="rejects"), files,
+                          meta=first.rejects.iloc[:0])  # fmt: skip
     return ReadResult(frame, rejects)
 
 

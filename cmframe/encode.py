@@ -25,6 +25,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .fragments import byte_view
+from .templates import to_series
+
 __all__ = [
     "GSM7_BASIC",
     "GSM7_EXTENSION",
@@ -191,11 +194,7 @@ def estimate_arrow(arr: pa.Array, force_ucs2: np.ndarray | bool = False) -> _Arr
     # Byte-level pass over the whole buffer: for ASCII bodies a byte is a
     # character, so a lookup table gives its septet width and per-row sums
     # (reduceat) give totals without touching Python objects.
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
-    data_buf = arr.buffers()[2]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    data = data[offsets[0] : offsets[-1]]
-    rel = (offsets - offsets[0]).astype(np.int64)
+    rel, data = byte_view(arr)
     starts = rel[:-1]
     length = rel[1:] - starts  # bytes; equal to characters for ASCII rows
     nonempty = np.flatnonzero(length > 0)
@@ -262,12 +261,6 @@ def estimate_arrow(arr: pa.Array, force_ucs2: np.ndarray | bool = False) -> _Arr
     return _Arrays(gsm, units, parts, ucs2_chars)
 
 
-def _string_series(arr: pa.Array, index: pd.Index) -> pd.Series:
-    if not pa.types.is_large_string(arr.type):
-        arr = arr.cast(pa.large_string())
-    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr])), index=index)
-
-
 def estimate(bodies: pd.Series, force_ucs2: pd.Series | np.ndarray | bool = False) -> pd.DataFrame:
     """Estimate encoding, length and parts for every body of a Series.
 
@@ -289,10 +282,10 @@ def estimate(bodies: pd.Series, force_ucs2: pd.Series | np.ndarray | bool = Fals
     encoding = pc.if_else(pa.array(res.gsm), pa.scalar("gsm7", pa.large_string()), pa.scalar("ucs2", pa.large_string()))
     return pd.DataFrame(
         {
-            "encoding": _string_series(encoding, bodies.index),
+            "encoding": to_series(encoding, bodies.index),
             "body_length": pd.Series(res.units, index=bodies.index),
             "parts_estimate": pd.Series(res.parts, index=bodies.index),
-            "ucs2_chars": _string_series(res.ucs2_chars, bodies.index),
+            "ucs2_chars": to_series(res.ucs2_chars, bodies.index),
         },
         index=bodies.index,
     )

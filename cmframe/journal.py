@@ -496,9 +496,6 @@ def _entry_columns(entries: list[dict]) -> dict[str, np.ndarray]:
     return out
 
 
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    return len(a) == len(b) and bool((a == b).all())
-
 
 def _map_entries(plan: pd.DataFrame, answered: list[tuple[dict, Answer]]) -> pd.DataFrame:
     """Map per-message entries to rows by (chunk, reference, number) and order.
@@ -529,9 +526,9 @@ def _map_entries(plan: pd.DataFrame, answered: list[tuple[dict, Answer]]) -> pd.
     pos = expected["pos"].to_numpy()
     entry_fields = ["status", "parts", "messageerrorcode", "messagedetails"]
     if (
-        _same(got["chunk"].to_numpy(), expected["chunk"].to_numpy())
-        and _same(got["to"].to_numpy(), number.to_numpy(dtype=object, na_value=None)[pos])
-        and _same(got["reference"].to_numpy(), reference.to_numpy(dtype=object, na_value=None)[pos])
+        np.array_equal(got["chunk"].to_numpy(), expected["chunk"].to_numpy())
+        and np.array_equal(got["to"].to_numpy(), number.to_numpy(dtype=object, na_value=None)[pos])
+        and np.array_equal(got["reference"].to_numpy(), reference.to_numpy(dtype=object, na_value=None)[pos])
     ):
         # the usual answer echoes every (number, reference) as sent, in the order sent:
         # matching by key and order is then exactly this positional match

@@ -275,8 +275,7 @@ def read_store(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ReportError(f"cannot read {path}: {exc}") from exc
     finally:
         conn.close()
-    reports = reports_frame([tuple(r) for r in rows])
-    return reports, rejects_frame([tuple(r) for r in bad])
+    return reports_frame(rows), rejects_frame(bad)  # sqlite3 rows are tuples already
 
 
 # =========================================================================== app

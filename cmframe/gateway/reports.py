@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..codes import DELIVERY_ERROR_CODES, STATUS_CODES
 from .config import _digits
+from .ledger import iso
 
 __all__ = [
     "report_time",
@@ -51,10 +52,6 @@ TRANSACTION_STATUS: dict[int | None, tuple[int, str]] = {
 def report_time(ts: datetime) -> str:
     """ISO-8601 UTC with milliseconds, e.g. ``2026-11-29T08:00:00.123Z``."""
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 def render_reports(reports: list[dict[str, Any]], fmt: str) -> dict[str, Any]:
@@ -112,10 +109,10 @@ def _reports_of(record: dict[str, Any]) -> list[dict[str, Any]]:
             "operator": record["operator"]}
     return [
         {**base, "code": 0, "error_code": 0, "error_description": DELIVERY_ERROR_CODES[0],
-         "received": _parse_iso(record["accepted_report_at"]), "due": _parse_iso(record["accepted_report_due"])},
+         "received": datetime.fromisoformat(record["accepted_report_at"]), "due": datetime.fromisoformat(record["accepted_report_due"])},
         {**base, "code": record["status_code"], "error_code": record["error_code"],
-         "error_description": record["error_description"], "received": _parse_iso(record["final_report_at"]),
-         "due": _parse_iso(record["final_report_due"])},
+         "error_description": record["error_description"], "received": datetime.fromisoformat(record["final_report_at"]),
+         "due": datetime.fromisoformat(record["final_report_due"])},
     ]
 
 
@@ -271,7 +268,7 @@ def _tx_query_time(text: str | None) -> str | None:
         return None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return iso(ts)  # compared in SQL with the ledger's own timestamps
 
 
 def _status_now(row: dict[str, Any], now: str) -> int | None:
@@ -312,7 +309,7 @@ def transactions(gateway, headers: dict[str, str], query: dict[str, str]):
         params.append(q["reference"])
     if q.get("direction", "out").lower() == "in":
         where.append("0")  # the gateway receives no inbound messages
-    now = gateway.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    now = iso(gateway.clock.now())
     sql_where = " AND ".join(where)
     total, delivered, failed, rejected = gateway.ledger.query(
         "SELECT count(*), "
