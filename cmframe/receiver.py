@@ -38,11 +38,9 @@ import logging
 import os
 import queue
 import signal
-import socket
 import sqlite3
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +51,7 @@ import pandas as pd
 
 from .exceptions import GatewayError, ReportError
 from .report_formats import Parsed, parse_body, rejects_frame, reports_frame
+from .serving import ServerThread
 
 __all__ = ["serve_receiver", "Receiver", "ReportStore", "read_store", "create_app", "main"]
 
@@ -423,8 +422,7 @@ class Receiver:
     base_url: str
     store: Path
     stats: ReceiverStats
-    _server: Any = field(repr=False, default=None)
-    _thread: threading.Thread | None = field(repr=False, default=None)
+    _serving: ServerThread | None = field(repr=False, default=None)
     _store: ReportStore | None = field(repr=False, default=None)
     _secret: str | None = field(repr=False, default=None)
 
@@ -438,31 +436,20 @@ class Receiver:
 
         return read_status_reports(self.store, format="store", **kwargs)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the server is still serving."""
+        return self._serving is not None and self._serving.alive
+
     def stop(self) -> None:
         """Stop serving, finish pending writes, and close the store."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        if self._serving is not None:
+            # in-flight requests finish their store writes (no graceful-shutdown cut)
+            self._serving.stop(timeout=30)
+            self._serving = None
         if self._store is not None:
             self._store.stop()
             self._store = None
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # accepted connections inherit it: without it small answers wait for delayed ACKs (40 ms)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise GatewayError(f"cannot listen on {host}:{port}: {exc}") from exc
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
 
 
 def _urls(host: str, port: int, path: str, secret: str | None) -> tuple[str, str]:
@@ -472,14 +459,6 @@ def _urls(host: str, port: int, path: str, secret: str | None) -> tuple[str, str
     if secret:
         hook = hook.rstrip("/") + "/" + secret
     return base, base + hook
-
-
-def _server(app: Any, log_level: str):
-    import uvicorn
-
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off",
-                            timeout_keep_alive=30, limit_concurrency=None)  # fmt: skip
-    return uvicorn.Server(config)
 
 
 @contextlib.contextmanager
@@ -533,37 +512,23 @@ def serve_receiver(
     ...     reports = rx.read()
     """
     report_store = ReportStore(store, durable=durable, busy_timeout=busy_timeout)
-    sock = _bind(host, port)
-    actual_port = sock.getsockname()[1]
     stats = ReceiverStats()
     app = create_app(report_store, path=path, secret=secret, basic_auth=basic_auth,
                      max_body=max_body, stats=stats)  # fmt: skip
-    server = _server(app, log_level)
+    serving = ServerThread(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30,
+                           timeout_graceful_shutdown=None, backlog=2048)  # fmt: skip
     report_store.start()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            server.run(sockets=[sock])
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="cmframe-receiver", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    base, url = _urls(host, actual_port, path, secret)
-    receiver = Receiver(url, base, Path(store), stats, server, thread, report_store, secret)
-    if not server.started:
+    base, url = _urls(host, serving.port, path, secret)
+    receiver = Receiver(url, base, Path(store), stats, serving, report_store, secret)
+    try:
+        serving.start(timeout=30)
+    except GatewayError as exc:
         receiver.stop()
-        sock.close()
-        raise GatewayError(f"the receiver did not start: {errors[0] if errors else 'timeout'}")
+        raise GatewayError(f"the receiver did not start: {exc}") from None
     try:
         yield receiver
     finally:
         receiver.stop()
-        sock.close()
 
 
 # =========================================================================== CLI
@@ -600,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             shown = rx.url.replace(secret, "<secret>") if secret else rx.url
             print(f"cmframe receive: listening on {shown} (store {args.store}; Ctrl-C to stop)", flush=True)
             while not stop.wait(0.5):
-                if rx._thread is None or not rx._thread.is_alive():
+                if not rx.alive:
                     print("cmframe receive: the server stopped", file=sys.stderr)
                     return 1
     except GatewayError as exc:

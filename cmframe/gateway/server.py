@@ -7,9 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from ..exceptions import GatewayError
 from ..secret import ENV_VAR
+from ..serving import ServerThread
 from .config import REPORT_FORMATS, GatewayConfig, as_config
 from .core import MESSAGE_PATH, TRANSACTIONS_PATH, Gateway, LedgerViews, Reply
 
@@ -78,85 +77,6 @@ def make_app(gateway: Gateway):
         await send({"type": "http.response.body", "body": reply.body})
 
     return app
-
-
-class ServerThread:
-    """An ASGI app served by uvicorn on a loopback socket, in a daemon thread.
-
-    Works from tests, scripts and a running Jupyter kernel (the server gets its
-    own event loop in its own thread; no signal handlers are installed).
-
-    Parameters
-    ----------
-    app : ASGI application
-    host : str
-    port : int
-        ``0`` picks a free port.
-    """
-
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        import uvicorn
-
-        # proto=IPPROTO_TCP: asyncio then sets TCP_NODELAY on accepted connections; without it
-        # uvicorn's separate header and body writes meet delayed ACKs (40 ms per request).
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            self._sock.bind((host, port))
-        except OSError as exc:
-            self._sock.close()
-            raise GatewayError(f"cannot listen on {host}:{port}: {exc}") from None
-        self._sock.listen(1024)
-        self.host, self.port = self._sock.getsockname()[:2]
-        self.url = f"http://{self.host}:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1,
-            interface="asgi3", proxy_headers=False,
-            backlog=1024,
-        ))
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def _run(self) -> None:
-        try:
-            self._server.run(sockets=[self._sock])
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-
-    def start(self, timeout: float = 15.0) -> ServerThread:
-        """Start serving; return once the server accepts connections."""
-        self._thread = threading.Thread(target=self._run, name=f"cmframe-server-{self.port}", daemon=True)
-        self._thread.start()
-        waited, ready = 0.0, threading.Event()
-        while not self._server.started:
-            if self._error is not None or not self._thread.is_alive():
-                self.stop()
-                raise GatewayError(f"the server did not start: {self._error!r}")
-            if waited > timeout:
-                self.stop()
-                raise GatewayError("the server did not start in time")
-            ready.wait(0.01)
-            waited += 0.01
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted (Ctrl-C)."""
-        try:
-            self._server.run(sockets=[self._sock])
-        finally:
-            self._sock.close()
-
-    def stop(self) -> None:
-        """Stop serving (pending slow answers are cut after about a second)."""
-        if self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(timeout=5)
-            self._thread = None
-        self._sock.close()
 
 
 class RunningGateway(LedgerViews):
