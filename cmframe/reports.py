@@ -421,8 +421,6 @@ def _cm_time(value: datetime | str) -> str:
 
 def _get_page(http: Any, url: str, params: dict[str, Any], headers: dict[str, str],
               policy: RetryPolicy) -> Any:  # fmt: skip
-    import inspect
-
     import httpx
 
     started = time.monotonic()
@@ -451,13 +449,7 @@ def _get_page(http: Any, url: str, params: dict[str, Any], headers: dict[str, st
         if delay is None:
             raise ReportError(f"could not fetch {url} page {params['page']}: {reason} "
                               f"after {attempt} attempt(s)")  # fmt: skip
-        result = policy.sleep(delay)
-        if inspect.isawaitable(result):
-            # The sender's policy sleeps with asyncio; this is a plain blocking call
-            # (maybe inside Jupyter's running loop), so sleep here instead.
-            if inspect.iscoroutine(result):
-                result.close()
-            time.sleep(delay)
+        policy.pause_blocking(delay)
 
 
 # =========================================================================== merging

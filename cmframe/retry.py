@@ -261,3 +261,15 @@ class RetryPolicy:
         result = self.sleep(seconds)
         if inspect.isawaitable(result):
             await result
+
+    def pause_blocking(self, seconds: float) -> None:
+        """Sleep from blocking code (maybe inside Jupyter's running loop).
+
+        A plain injected ``sleep`` is called; a coroutine one (the default)
+        cannot be awaited here, so the thread sleeps instead.
+        """
+        result = self.sleep(seconds)
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
+            time.sleep(seconds)

@@ -139,3 +139,22 @@ def test_reprs_name_the_pieces():
     policy = RetryPolicy(stop=stop_after_attempt(3), wait=wait_exponential(1, 8))
     assert "stop_after_attempt(3)" in repr(policy)
     assert "wait_exponential(1, 8, 2.0)" in repr(policy)
+
+
+def test_pause_blocking_uses_a_plain_sleep_and_sleeps_itself_for_a_coroutine_one():
+    import time as _time
+
+    from cmframe.retry import RetryPolicy
+
+    slept: list[float] = []
+    RetryPolicy(sleep=slept.append).pause_blocking(0.25)
+    assert slept == [0.25]
+
+    awaited: list[float] = []
+
+    async def async_sleep(seconds: float) -> None:  # cannot be awaited from blocking code
+        awaited.append(seconds)
+
+    started = _time.monotonic()
+    RetryPolicy(sleep=async_sleep).pause_blocking(0.05)
+    assert awaited == [] and _time.monotonic() - started >= 0.05
