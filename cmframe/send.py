@@ -133,6 +133,7 @@ def _prepare(
     rate_limit: float | None,
     resend_unknown: bool,
     dry_run: bool,
+    progress: bool,
 ) -> _Prepared:
     if not isinstance(plan, pd.DataFrame):
         raise SpecError(f"send needs a plan DataFrame, not {type(plan).__name__}")
@@ -173,7 +174,7 @@ def _prepare(
         todo = [rec["chunk"] for rec in records if rec["state"] == "pending"]
         total = sum(len(r) for _, _, r in chunks)
         counts: Counter = Counter()
-        if resumed:
+        if resumed and progress:  # the counts only seed the progress bar
             interim = assemble(plan, records)
             counts.update(interim["status"].value_counts().to_dict())
             counts.pop("invalid", None)
@@ -533,7 +534,7 @@ def _setup(
     prep = _prepare(
         plan, url, token, journal, chunk_size=chunk_size, merge_identical=merge_identical,
         concurrency=concurrency, rate_limit=rate_limit, resend_unknown=resend_unknown,
-        dry_run=dry_run,
+        dry_run=dry_run, progress=progress and not dry_run,
     )  # fmt: skip
     return prep, options
 
