@@ -74,7 +74,13 @@ def _duration(value: Any) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def headline(df: pd.DataFrame, *, prices: Mapping[str, float] | pd.Series | None = None) -> dict:
+def headline(
+    df: pd.DataFrame,
+    *,
+    prices: Mapping[str, float] | pd.Series | None = None,
+    summary: pd.DataFrame | None = None,
+    latency: pd.DataFrame | None = None,
+) -> dict:
     """Return the headline figures of a campaign (plain Python values).
 
     Parameters
@@ -83,6 +89,9 @@ def headline(df: pd.DataFrame, *, prices: Mapping[str, float] | pd.Series | None
         A plan, result or campaign frame.
     prices : mapping or Series, optional
         Price per part by region, as for :func:`cmframe.analysis.summary`.
+    summary, latency : DataFrame, optional
+        ``analysis.summary(df, prices=prices)`` and ``analysis.latency(df)`` when
+        the caller has them already (the report shows them as tables too).
 
     Returns
     -------
@@ -93,7 +102,7 @@ def headline(df: pd.DataFrame, *, prices: Mapping[str, float] | pd.Series | None
         ``median_latency`` (a Timedelta or ``None``); for a campaign also
         ``reconciled``: rows sent with an unknown outcome that status reports settled.
     """
-    table = analysis.summary(df, prices=prices)
+    table = analysis.summary(df, prices=prices) if summary is None else summary
     out: dict[str, Any] = {"stage": analysis.stage(df)}
     for name in table.columns:  # column by column: keeps integers integers
         value = table[name].iloc[0]
@@ -102,7 +111,7 @@ def headline(df: pd.DataFrame, *, prices: Mapping[str, float] | pd.Series | None
         # rows the sender left "unknown" whose status reports settled the outcome
         unknown = df["status"].astype("string").eq("unknown").fillna(False).to_numpy()
         out["reconciled"] = int((unknown & (analysis.outcome(df) != "unknown").to_numpy()).sum())
-    lat = analysis.latency(df).iloc[0]
+    lat = (analysis.latency(df) if latency is None else latency).iloc[0]
     out["median_latency"] = None if pd.isna(lat["p50"]) else lat["p50"]
     return out
 
@@ -275,7 +284,8 @@ def render_report(
                if name not in df.columns and _derivable(df, name)}  # fmt: skip
     df = df.assign(**derived) if derived else df
     keys = _useful_keys(df, by)
-    head = headline(df, prices=prices)
+    overall, overall_latency = analysis.summary(df, prices=prices), analysis.latency(df)
+    head = headline(df, prices=prices, summary=overall, latency=overall_latency)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     stage_text = {"plan": "plan (not sent yet)", "results": "send results (no status reports "
                   "merged)", "campaign": "campaign with status reports"}[stage]  # fmt: skip
@@ -300,7 +310,7 @@ def render_report(
         parts.append(_png(lambda ax, key=key: plotting.plot_outcomes(df, by=key, ax=ax),
                           size=(9, 1.3 + 0.4 * n), alt=f"Outcomes by {key}"))  # fmt: skip
     parts.append("<h3>Summary</h3>")
-    parts.append(_table(analysis.summary(df, prices=prices)))
+    parts.append(_table(overall))
     for key in keys:
         parts.append(f"<h3>By {html.escape(key)}</h3>")
         parts.append(_table(analysis.summary(df, by=key, prices=prices)))
@@ -322,7 +332,7 @@ def render_report(
         lat_key = keys[0] if keys else None
         parts.append(_png(lambda ax: plotting.plot_latency(df, by=lat_key, ax=ax), size=(9, 4),
                           alt="Delivery latency"))  # fmt: skip
-        parts.append(_table(analysis.latency(df)))
+        parts.append(_table(overall_latency))
         for key in keys:
             parts.append(f"<h3>By {html.escape(key)}</h3>")
             parts.append(_table(analysis.latency(df, by=key)))
